@@ -1,0 +1,1 @@
+"""Example bots shipped with supervisor; `supervisor.toml` runs them."""

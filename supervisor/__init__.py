@@ -1,0 +1,7 @@
+"""supervisor: a process supervisor for fleets of bot workers.
+
+Kept import-light on purpose: `python -m supervisor.runner` and every CLI
+call import this first.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,193 @@
+"""The `supervisor` command: argument parsing and printing, no supervision logic.
+
+Client commands import only what they need (no pyzmq, anyio, structlog or
+psutil), so `supervisor status` starts fast. Exit codes are `ExitCode`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from supervisor import __version__
+from supervisor.errors import CommandError, ExitCode, SupervisorError
+
+DEFAULT_CONFIG = "supervisor.toml"
+_QUICK_TIMEOUT_S = 10.0
+_WAIT_TIMEOUT_S = 3600.0  # stop/restart/shutdown: the supervisor bounds these itself
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SupervisorError as e:
+        _error(str(e))
+        return int(e.exit_code)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _error(message: str) -> None:
+    for line in message.splitlines() or [message]:
+        print(f"supervisor: {line}", file=sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-c", "--config", default=argparse.SUPPRESS, metavar="FILE",
+        help=f"config file (default: ./{DEFAULT_CONFIG})",
+    )  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="supervisor", parents=[common], description="A process supervisor for bot fleets."
+    )
+    parser.add_argument("--version", action="version", version=f"supervisor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help, description=help)
+
+    command("run", "run the fleet in the foreground").set_defaults(func=_run)
+    command("check", "validate the config; start nothing").set_defaults(func=_check)
+    p = command("status", "show bots and workers (exit 3 if any bot is not running as desired)")
+    p.add_argument("bot", nargs="?")
+    p.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    p.set_defaults(func=_status)
+    p = command("scale", "pin a bot at N workers, or hand it back with 'auto'")
+    p.add_argument("bot")
+    p.add_argument("count", metavar="N|auto")
+    p.set_defaults(func=_scale)
+    for name, verb in (("start", "start"), ("stop", "stop"), ("restart", "restart")):
+        p = command(name, f"{verb} a bot, or one of its workers")
+        p.add_argument("bot")
+        p.add_argument("--worker", type=int, metavar="SLOT")
+        p.set_defaults(func=_lifecycle, verb=name)
+    command("shutdown", "stop every bot, then the supervisor").set_defaults(func=_shutdown)
+    return parser
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    return Path(getattr(args, "config", DEFAULT_CONFIG))
+
+
+def _request(args: argparse.Namespace, cmd: str, timeout_s: float, **kw: Any) -> Any:
+    from supervisor import client, config
+
+    run_dir = config.load_run_dir(_config_path(args))
+    return client.request(run_dir, cmd, {k: v for k, v in kw.items() if v is not None}, timeout_s)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _run(args: argparse.Namespace) -> int:
+    from supervisor import config, logs
+
+    cfg = config.load(_config_path(args))
+    logs.configure(cfg.supervisor.log_level, cfg.supervisor.log_format)
+
+    import anyio
+
+    from supervisor.supervisor import Supervisor
+
+    anyio.run(Supervisor(cfg).run, backend="asyncio")
+    return ExitCode.OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from supervisor import config
+
+    cfg = config.load(_config_path(args))
+    print(f"{_config_path(args)}: valid; run_dir {cfg.supervisor.run_dir}")
+    for bot in cfg.bots.values():
+        print(
+            f"  {bot.name:<16} workers={bot.workers} restart={bot.restart} "
+            f"stop={bot.stop_signal.name}/{bot.stop_timeout_s:g}s  {' '.join(bot.argv)}"
+        )
+    return ExitCode.OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    result = _request(args, "status", _QUICK_TIMEOUT_S, bot=args.bot)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_status(result))
+    healthy = all(b["state"] == "running" for b in result["bots"].values())
+    return ExitCode.OK if healthy else ExitCode.NOT_ALL_RUNNING
+
+
+def _scale(args: argparse.Namespace) -> int:
+    count: int | str = args.count
+    if count != "auto":
+        try:
+            count = int(args.count)
+        except ValueError:
+            raise CommandError(
+                "bad_count", f"N must be a whole number or auto, got {count!r}"
+            ) from None
+    r = _request(args, "scale", _QUICK_TIMEOUT_S, bot=args.bot, count=count)
+    print(f"{r['bot']}: {r['previous']} -> {r['desired']} workers ({r['mode']})")
+    return ExitCode.OK
+
+
+def _lifecycle(args: argparse.Namespace) -> int:
+    timeout = _QUICK_TIMEOUT_S if args.verb == "start" else _WAIT_TIMEOUT_S
+    r = _request(args, args.verb, timeout, bot=args.bot, worker=args.worker)
+    who = r["bot"] if args.worker is None else f"{r['bot']} worker {args.worker}"
+    print(f"{who}: {args.verb} done; bot is {r['state']}")
+    return ExitCode.OK
+
+
+def _shutdown(args: argparse.Namespace) -> int:
+    r = _request(args, "shutdown", _WAIT_TIMEOUT_S)
+    print(f"supervisor stopped ({len(r['stopped'])} bots)")
+    return ExitCode.OK
+
+
+# ---------------------------------------------------------------- printing
+
+
+def format_status(result: dict[str, Any]) -> str:
+    rows = [["BOT", "STATE", "WORKERS", "MODE", "RESTARTS", "UPTIME"]]
+    for name, b in result["bots"].items():
+        rows.append([
+            name, b["state"], f"{b['running']}/{b['desired']}", b["mode"],
+            str(b["restarts"]), duration(b["uptime_s"]),
+        ])  # fmt: skip
+        if b.get("failure"):
+            rows.append(["", f"failed: {b['failure']}", "", "", "", ""])
+        for w in b["workers"]:
+            rows.append([
+                f"  {name}:{w['slot']}", w["state"], f"pid {w['pid']}" if w["pid"] else "-",
+                f"cpu {w['cpu_percent']:.1f}%", f"{w['restarts']}",
+                f"{duration(w['uptime_s'])}  rss {size(w['rss_bytes'])}",
+            ])  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def duration(seconds: float) -> str:
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{n}B"

@@ -1,0 +1,398 @@
+"""A bot: its group of workers, kept at the desired count.
+
+Each bot runs one task that reconciles desired and actual: it spawns the
+slots that should run and may (their backoff is over), and stops the slots
+above the desired count, highest first. Exits arrive from the reaper as
+callbacks; the restart decision is `restart.decide`, pure; the task is
+woken by every change. Worker states are derived, not stored:
+
+    running    its process is alive (issue 3 adds "starting" until ready)
+    stopping   we asked it to stop and wait for it
+    starting   no process yet, a spawn is due now
+    backoff    no process; the next spawn waits for its restart delay
+    exited     it ended and its restart policy keeps it down
+    stopped    an operator stopped this worker (`stop BOT --worker N`)
+    failed     the bot is failed; nothing is restarted until `start BOT`
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import structlog
+
+from supervisor import restart
+from supervisor.config import BotConfig
+from supervisor.output import LineReader
+from supervisor.process import Child, Guardian, Reaper, end_group
+
+log = structlog.get_logger("supervisor.fleet")
+
+_SPAWNS_PER_TICK = 16  # then let the loop breathe (control requests, exits)
+_SPAWN_FAILED_CODE = 127  # what a shell reports for a program that cannot be run
+
+
+class WorkerState(enum.StrEnum):
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STARTING = "starting"
+    BACKOFF = "backoff"
+    EXITED = "exited"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class BotState(enum.StrEnum):
+    RUNNING = "running"  # every desired worker runs
+    STARTING = "starting"  # some are missing and on their way back
+    DEGRADED = "degraded"  # some are missing and stay down (exited or stopped by hand)
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+@dataclass
+class Slot:
+    """One worker position of a bot, numbered from 0; it outlives its processes."""
+
+    index: int
+    child: Child | None = None
+    restart_at: float | None = 0.0  # when it may spawn; None: stays down
+    stopping: bool = False
+    held: bool = False  # stopped by hand
+    restarts: int = 0
+    history: restart.History = field(default_factory=restart.History)
+
+    @property
+    def alive(self) -> bool:
+        return self.child is not None and self.child.alive
+
+
+@dataclass
+class FleetContext:
+    """What bots need from their supervisor."""
+
+    reaper: Reaper
+    guardian: Guardian
+    task_group: anyio.abc.TaskGroup
+    base_env: dict[str, str]
+    changed: Callable[[], None]  # the set of live process groups changed
+
+
+class Bot:
+    def __init__(self, spec: BotConfig, ctx: FleetContext, pin: int | None = None) -> None:
+        self.spec = spec
+        self.pin = pin
+        self.slots: dict[int, Slot] = {}
+        self.stopped = False
+        self.failure: str | None = None
+        self.restarts = 0
+        self.started_at: float | None = None
+        self._ctx = ctx
+        self._wake = anyio.Event()
+        self._next_pass = anyio.Event()
+        self._rng = random.Random()
+        self._env = ctx.base_env | dict(spec.env) | {"SUPERVISOR_BOT": spec.name}
+        self._env.setdefault("PYTHONUNBUFFERED", "1")  # print() reaches the log at once
+
+    # ------------------------------------------------------------ counts and states
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def desired(self) -> int:
+        return self.spec.workers if self.pin is None else self.pin
+
+    @property
+    def target(self) -> int:
+        return 0 if self.stopped else self.desired
+
+    @property
+    def running(self) -> int:
+        return sum(1 for s in self.slots.values() if s.alive and not s.stopping)
+
+    def _running_in_target(self) -> int:
+        target = self.target
+        return sum(
+            1 for s in self.slots.values() if s.alive and not s.stopping and s.index < target
+        )
+
+    def state(self) -> BotState:
+        if self.failure is not None:
+            return BotState.FAILED
+        if self.stopped:
+            alive = any(s.alive for s in self.slots.values())
+            return BotState.STOPPING if alive else BotState.STOPPED
+        if self._running_in_target() == self.target:
+            return BotState.RUNNING
+        if any(self._coming_back(s) for s in self.slots.values() if s.index < self.target):
+            return BotState.STARTING
+        if len(self.slots) < self.target:
+            return BotState.STARTING
+        return BotState.DEGRADED
+
+    def _coming_back(self, slot: Slot) -> bool:
+        return slot.stopping or (not slot.alive and not slot.held and slot.restart_at is not None)
+
+    def worker_state(self, slot: Slot, now: float) -> WorkerState:
+        if slot.alive:
+            return WorkerState.STOPPING if slot.stopping else WorkerState.RUNNING
+        if self.failure is not None:
+            return WorkerState.FAILED
+        if slot.held or self.stopped:
+            return WorkerState.STOPPED
+        if slot.restart_at is None:
+            return WorkerState.EXITED
+        return WorkerState.BACKOFF if slot.restart_at > now else WorkerState.STARTING
+
+    # ------------------------------------------------------------ the reconcile task
+
+    def poke(self) -> None:
+        """Something changed: reconcile soon."""
+        self._wake.set()
+
+    async def settle(self) -> None:
+        """Wait until a reconcile pass has run that began after this call."""
+        done = self._next_pass
+        self.poke()
+        await done.wait()
+
+    async def run(self) -> None:
+        while True:
+            done, self._next_pass = self._next_pass, anyio.Event()
+            await self._reconcile()
+            done.set()
+            with anyio.move_on_after(self._next_due(time.monotonic())):
+                await self._wake.wait()
+            self._wake = anyio.Event()
+
+    async def _reconcile(self) -> None:
+        spawned = 0
+        for index in range(self.target):
+            if index >= self.target:  # scaled down while we let the loop breathe
+                break
+            slot = self.slots.setdefault(index, Slot(index))
+            if self._due(slot, time.monotonic()):
+                self._spawn(slot)
+                spawned += 1
+                if spawned % _SPAWNS_PER_TICK == 0:
+                    await anyio.lowlevel.checkpoint()
+        for slot in sorted(self.slots.values(), key=lambda s: -s.index):
+            if slot.index < self.target:
+                continue
+            if slot.alive and not slot.stopping:
+                self._ctx.task_group.start_soon(self._stop_slot, slot)
+            elif not slot.alive and not slot.stopping and slot.index >= self.desired:
+                del self.slots[slot.index]
+
+    def _due(self, slot: Slot, now: float) -> bool:
+        return (
+            self.failure is None
+            and not slot.held
+            and not slot.stopping
+            and not slot.alive
+            and slot.restart_at is not None
+            and slot.restart_at <= now
+        )
+
+    def _next_due(self, now: float) -> float:
+        """Seconds until the earliest backoff ends (inf if none)."""
+        waits = [
+            s.restart_at - now
+            for s in self.slots.values()
+            if s.restart_at is not None and not s.alive and s.restart_at > now
+        ]
+        return max(0.0, min(waits)) if waits else float("inf")
+
+    # ------------------------------------------------------------ spawning and exits
+
+    def _spawn(self, slot: Slot) -> None:
+        env = self._env | {"SUPERVISOR_WORKER": str(slot.index)}
+        try:
+            child = Child.spawn(self.spec.argv, env, self.spec.cwd)
+        except OSError as e:
+            log.error("worker_spawn_failed", bot=self.name, worker=slot.index, error=str(e))
+            self._decide(slot, restart.Exit(code=_SPAWN_FAILED_CODE), uptime_s=0.0)
+            return
+        slot.child, slot.restart_at = child, None
+        self.started_at = self.started_at or child.started_at
+        self._ctx.reaper.watch(child.pid, partial(self._on_exit, slot, child))
+        self._ctx.guardian.add(child, self.spec.stop_signal, self.spec.stop_timeout_s)
+        self._read_output(slot, child)
+        self._ctx.changed()
+        log.info("worker_spawned", bot=self.name, worker=slot.index, pid=child.pid)
+
+    def _read_output(self, slot: Slot, child: Child) -> None:
+        for stream, fd in (("stdout", child.stdout_fd), ("stderr", child.stderr_fd)):
+            emit = partial(self._output_line, slot.index, child.pid, stream)
+            LineReader(fd, emit, on_close=lambda: None)
+
+    def _output_line(self, worker: int, pid: int, stream: str, line: str) -> None:
+        log.info("worker_output", bot=self.name, worker=worker, pid=pid, stream=stream, line=line)
+
+    def _on_exit(self, slot: Slot, child: Child, returncode: int) -> None:
+        status = child.mark_exited(returncode)
+        uptime_s = child.uptime_s()
+        log.info(
+            "worker_exited",
+            bot=self.name,
+            worker=slot.index,
+            pid=child.pid,
+            exit_code=status.code,
+            signal=status.signal,
+            uptime_s=round(uptime_s, 3),
+            expected=slot.stopping,
+        )
+        if slot.stopping:
+            slot.restart_at = 0.0  # the stop task decides; a respawn is fine if still wanted
+        else:
+            self._ctx.task_group.start_soon(self._end_leftovers, child)
+            self._decide(slot, status, uptime_s)
+        self.poke()
+
+    def _decide(self, slot: Slot, status: restart.Exit, uptime_s: float) -> None:
+        now = time.monotonic()
+        decision = restart.decide(
+            self.spec,
+            status,
+            uptime_s=uptime_s,
+            history=slot.history,
+            now=now,
+            rand=self._rng.random(),
+        )
+        slot.history = decision.history
+        if decision.action is restart.Action.RESTART:
+            slot.restart_at = now + decision.delay_s
+            slot.restarts += 1
+            self.restarts += 1
+            log.info(
+                "worker_restarting",
+                bot=self.name,
+                worker=slot.index,
+                delay_s=round(decision.delay_s, 3),
+                reason=decision.reason,
+            )
+        elif decision.action is restart.Action.STAY_DOWN:
+            slot.restart_at = None
+            log.info("worker_stayed_down", bot=self.name, worker=slot.index, reason=decision.reason)
+        else:
+            slot.restart_at = None
+            self.failure = f"worker {slot.index} {decision.reason}"
+            log.error("bot_failed", bot=self.name, reason=self.failure)
+
+    async def _end_leftovers(self, child: Child) -> None:
+        """A worker died on its own: end what it left in its group, then forget the group."""
+        await end_group(child.pgid, self.spec.stop_signal, self.spec.stop_timeout_s)
+        self._ctx.guardian.remove(child.pgid)
+        self._ctx.changed()
+
+    async def _stop_slot(self, slot: Slot) -> None:
+        child = slot.child
+        if child is None:
+            return
+        if slot.stopping:  # a stop is under way; wait for it to end
+            await child.exited.wait()
+            return
+        slot.stopping = True
+        try:
+            await child.stop(self.spec.stop_signal, self.spec.stop_timeout_s)
+        finally:
+            slot.stopping = False
+            self._ctx.guardian.remove(child.pgid)
+            self._ctx.changed()
+            self.poke()
+
+    # ------------------------------------------------------------ operator commands
+
+    async def stop(self, worker: int | None = None) -> None:
+        """Stop the bot (or one worker) and wait until it is down. It stays down."""
+        slots = [self._slot(worker)] if worker is not None else list(self.slots.values())
+        if worker is None:
+            self.stopped = True
+        for slot in slots:
+            slot.held = slot.held or worker is not None
+        await self._stop_all(slots)
+        if worker is None:
+            self.started_at = None
+
+    async def start(self, worker: int | None = None) -> None:
+        """Start what is down: clears failed, stopped and exited; resets backoff."""
+        if worker is None:
+            self.stopped, self.failure = False, None
+        slots = [self._slot(worker)] if worker is not None else list(self.slots.values())
+        for slot in slots:
+            slot.held = False
+            slot.history = restart.History()
+            if not slot.alive and slot.restart_at is None:
+                slot.restart_at = 0.0
+        await self.settle()
+
+    async def restart(self, worker: int | None = None) -> None:
+        """Stop, then start again (all workers at once, or one)."""
+        await self.stop(worker)
+        await self.start(worker)
+
+    async def _stop_all(self, slots: list[Slot]) -> None:
+        async with anyio.create_task_group() as tg:
+            for slot in slots:
+                if slot.alive:
+                    tg.start_soon(self._stop_slot, slot)
+
+    def _slot(self, worker: int) -> Slot:
+        slot = self.slots.get(worker)
+        if slot is None:
+            raise KeyError(worker)
+        return slot
+
+    # ------------------------------------------------------------ status
+
+    def status(self, now: float) -> dict[str, Any]:
+        workers = [self._worker_status(s, now) for s in sorted(self.slots.values(), key=_index)]
+        return {
+            "state": self.state().value,
+            "desired": self.desired,
+            "running": self.running,
+            "ready": self.running,
+            "mode": "fixed" if self.pin is None else "pinned",
+            "restarts": self.restarts,
+            "uptime_s": round(now - self.started_at, 3) if self.started_at else 0.0,
+            "failure": self.failure,
+            "workers": workers,
+        }
+
+    def _worker_status(self, slot: Slot, now: float) -> dict[str, Any]:
+        state = self.worker_state(slot, now)
+        child = slot.child if slot.alive else None
+        cpu, rss = child.sample() if child else (0.0, 0)
+        return {
+            "slot": slot.index,
+            "pid": child.pid if child else None,
+            "state": state.value,
+            "ready": state is WorkerState.RUNNING,
+            "uptime_s": round(child.uptime_s(now), 3) if child else 0.0,
+            "restarts": slot.restarts,
+            "cpu_percent": round(cpu, 1),
+            "rss_bytes": rss,
+            "metrics": {},
+        }
+
+
+def _index(slot: Slot) -> int:
+    return slot.index
+
+
+def base_env(extra: dict[str, str]) -> dict[str, str]:
+    """The environment every worker starts from: ours, plus the supervisor's addresses."""
+    return dict(os.environ) | extra

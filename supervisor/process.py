@@ -1,0 +1,301 @@
+"""Worker OS processes: spawn, signal, stop with a timeout, and the central reaper.
+
+This is the only module that creates processes, sends them signals or
+waits for them. Every child is started in a process group of its own (so
+a stop reaches the grandchildren it spawned), and every exit is collected
+by one `Reaper` that the loop runs on SIGCHLD: `waitpid(-1, WNOHANG)` until
+nothing is left, then a dispatch by pid. There is no timer and no thread
+per child. Because nothing else may call `waitpid`, children are started
+with `subprocess.Popen`, whose own `poll`/`wait` are never called (asyncio's
+subprocess API would watch each child with a thread of its own).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import anyio
+import psutil
+import structlog
+
+from supervisor import guardian
+from supervisor.guardian import Group, start_ticks
+from supervisor.restart import Exit
+
+log = structlog.get_logger("supervisor.process")
+
+_PR_SET_CHILD_SUBREAPER = 36
+_GROUP_POLL_S = 0.02
+_MIN_CPU_WINDOW_S = 0.5
+_KILL_WAIT_S = 5.0  # SIGKILL cannot be caught; this only bounds a process stuck in the kernel
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants, so a worker's own children never become zombies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    """Signal a whole process group; False if no process is left in it."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        log.warning("signal_refused", pgid=pgid, signal=signal.Signals(sig).name)
+        return False
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    return signal_group(pgid, 0)
+
+
+class Child:
+    """One spawned worker process, the leader of its own process group."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], stdout_fd: int, stderr_fd: int) -> None:
+        self._popen = popen
+        self.pid = popen.pid
+        self.pgid = popen.pid
+        self.stdout_fd = stdout_fd
+        self.stderr_fd = stderr_fd
+        self.started_at = time.monotonic()
+        self.start_ticks = start_ticks(self.pid)
+        self.exit: Exit | None = None
+        self.exited = anyio.Event()
+        self._ps: psutil.Process | None = None
+        self._last_cpu: tuple[float, float] = (0.0, self.started_at)  # (cpu seconds, when)
+        self._cpu_percent: float | None = None
+
+    @classmethod
+    def spawn(cls, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> Child:
+        """Start argv in a new process group, stdout and stderr on pipes of ours.
+
+        Raises OSError if the program cannot be started (not found, not executable).
+        """
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            popen = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=err_w,
+                process_group=0,
+                close_fds=True,
+            )
+        except BaseException:
+            os.close(out_r)
+            os.close(err_r)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        os.set_blocking(out_r, False)
+        os.set_blocking(err_r, False)
+        return cls(popen, out_r, err_r)
+
+    @property
+    def alive(self) -> bool:
+        return self.exit is None
+
+    def uptime_s(self, now: float | None = None) -> float:
+        return (time.monotonic() if now is None else now) - self.started_at
+
+    def sample(self) -> tuple[float, int]:
+        """(CPU percent since the previous sample, or since start; RSS bytes)."""
+        try:
+            if self._ps is None:
+                self._ps = psutil.Process(self.pid)
+            with self._ps.oneshot():
+                times, rss = self._ps.cpu_times(), self._ps.memory_info().rss
+        except psutil.Error:
+            return 0.0, 0
+        cpu, now = times.user + times.system, time.monotonic()
+        last_cpu, last_at = self._last_cpu
+        if now - last_at >= _MIN_CPU_WINDOW_S or self._cpu_percent is None:
+            # CPU times tick every 10 ms: a shorter window would read as 0% or 100%.
+            self._cpu_percent = 100.0 * (cpu - last_cpu) / max(now - last_at, 1e-3)
+            self._last_cpu = (cpu, now)
+        return self._cpu_percent, int(rss)
+
+    def mark_exited(self, returncode: int) -> Exit:
+        """Record the status the reaper collected."""
+        self.exit = Exit.from_returncode(returncode)
+        self._popen.returncode = returncode  # so Popen never waits for it itself
+        self.exited.set()
+        return self.exit
+
+    def signal(self, sig: int) -> bool:
+        """Signal the worker's whole process group."""
+        return self.alive and signal_group(self.pgid, sig)
+
+    async def stop(self, sig: int, timeout_s: float) -> None:
+        """Signal the group, wait up to timeout_s for it to empty, then SIGKILL it."""
+        deadline = time.monotonic() + timeout_s
+        if self.alive:
+            signal_group(self.pgid, sig)
+        with anyio.move_on_after(timeout_s):
+            await self.exited.wait()
+        await wait_group_gone(self.pgid, deadline)
+        if self.alive or group_alive(self.pgid):
+            log.warning("worker_killed", pid=self.pid, after_s=timeout_s)
+            signal_group(self.pgid, signal.SIGKILL)
+        with anyio.move_on_after(_KILL_WAIT_S):
+            await self.exited.wait()
+
+
+async def wait_group_gone(pgid: int, deadline: float) -> bool:
+    """Poll until no process is left in the group or the deadline passes.
+
+    Polled, not event-driven: members of the group need not be our children.
+    """
+    while group_alive(pgid):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        await anyio.sleep(min(_GROUP_POLL_S, remaining))
+    return True
+
+
+async def end_group(pgid: int, sig: int, timeout_s: float) -> None:
+    """End what is left of a group whose leader is gone: sig, then SIGKILL at the deadline."""
+    if not signal_group(pgid, sig):
+        return
+    if not await wait_group_gone(pgid, time.monotonic() + timeout_s):
+        signal_group(pgid, signal.SIGKILL)
+
+
+class Reaper:
+    """Collects every exited child with waitpid(-1) and dispatches it by pid."""
+
+    def __init__(self) -> None:
+        self._watched: dict[int, Callable[[int], None]] = {}
+        self.orphans_reaped = 0
+
+    def watch(self, pid: int, on_exit: Callable[[int], None]) -> None:
+        """Call on_exit(returncode) when pid exits; returncode < 0 means that signal."""
+        self._watched[pid] = on_exit
+
+    def reap(self) -> None:
+        """Run on SIGCHLD (signals merge, so loop until nothing is left)."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            returncode = os.waitstatus_to_exitcode(status)
+            on_exit = self._watched.pop(pid, None)
+            if on_exit is None:
+                self.orphans_reaped += 1
+                log.debug("orphan_reaped", pid=pid, exit_code=returncode)
+            else:
+                on_exit(returncode)
+
+
+async def end_strays(exclude: set[int], timeout_s: float) -> int:
+    """End every direct child not in `exclude`: orphans we adopted as subreaper.
+
+    SIGTERM, then SIGKILL after timeout_s; the reaper collects them. Returns how many.
+    """
+    me = psutil.Process()
+    strays = [p for p in me.children() if p.pid not in exclude]
+    for p in strays:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    deadline = time.monotonic() + timeout_s
+    # Polled: the reaper collects them, but nothing signals "all gone" for a set of pids.
+    while time.monotonic() < deadline and any(_running(p) for p in strays):  # noqa: ASYNC110
+        await anyio.sleep(_GROUP_POLL_S)
+    for p in strays:
+        if _running(p):
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+    return len(strays)
+
+
+def _running(p: psutil.Process) -> bool:
+    try:
+        return bool(p.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+class Guardian:
+    """Our side of the guardian process (see guardian.py): spawn it, keep it told."""
+
+    def __init__(self, reaper: Reaper) -> None:
+        self._reaper = reaper
+        self._groups: dict[int, Group] = {}
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._popen = subprocess.Popen(
+            [sys.executable, "-I", "-S", guardian.__file__],
+            stdin=subprocess.PIPE,
+            start_new_session=True,  # ^C on our terminal must not reach it
+            close_fds=True,
+        )
+        self._reaper.watch(self._popen.pid, self._on_exit)
+        for g in self._groups.values():
+            self._send(f"add {g.pgid} {g.start_ticks} {g.signal} {g.timeout_s}")
+        log.debug("guardian_started", pid=self._popen.pid)
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen else None
+
+    def add(self, child: Child, sig: int, timeout_s: float) -> None:
+        if child.start_ticks is None:
+            return
+        g = Group(child.pgid, child.start_ticks, int(sig), timeout_s)
+        self._groups[g.pgid] = g
+        self._send(f"add {g.pgid} {g.start_ticks} {g.signal} {g.timeout_s}")
+
+    def remove(self, pgid: int) -> None:
+        if self._groups.pop(pgid, None) is not None:
+            self._send(f"del {pgid}")
+
+    def groups(self) -> list[Group]:
+        return list(self._groups.values())
+
+    def close(self) -> None:
+        """Clean shutdown: the fleet is stopped, the guardian has nothing to do."""
+        self._closing = True
+        self._send("bye")
+        if self._popen and self._popen.stdin:
+            self._popen.stdin.close()
+
+    def _send(self, line: str) -> None:
+        if self._popen is None or self._popen.stdin is None:
+            return
+        # If it died, _on_exit starts another and replays the groups.
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            os.write(self._popen.stdin.fileno(), line.encode() + b"\n")
+
+    def _on_exit(self, returncode: int) -> None:
+        if self._popen is not None:
+            self._popen.returncode = returncode
+            if self._popen.stdin:
+                self._popen.stdin.close()
+        if not self._closing:
+            log.warning("guardian_exited", exit_code=returncode)
+            self.start()

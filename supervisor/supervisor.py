@@ -1,0 +1,265 @@
+"""The owner: builds the fleet, runs the loop, answers the control socket.
+
+    run()  lock run_dir -> end the last run's leftovers -> subreaper, signals,
+           guardian -> control socket -> bots start in config order -> ...
+           shutdown: bots stop in reverse order, strays are ended, state saved.
+
+Everything is one anyio task group on the asyncio loop: a task per bot, one
+for the control socket, one that saves state. Signal handlers only set
+events or run the reaper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import anyio
+import anyio.abc
+import structlog
+
+from supervisor import __version__, guardian, protocol, state
+from supervisor.client import control_path
+from supervisor.commands import Commands
+from supervisor.config import Config
+from supervisor.errors import AlreadyRunningError, CommandError, ProtocolError
+from supervisor.fleet import Bot, FleetContext, base_env
+from supervisor.process import Guardian, Reaper, become_subreaper, end_strays
+from supervisor.transport import ControlServer, endpoint, new_context
+
+log = structlog.get_logger("supervisor")
+
+_SAVE_EVERY_S = 0.2  # live process groups are saved at most this often
+_STRAY_TIMEOUT_S = 2.0
+_KILL_WAIT_S = 5.0
+_REPLY_WAIT_S = 2.0  # at shutdown, for the last replies to get out
+
+
+class Supervisor:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.run_dir = config.supervisor.run_dir
+        self.reaper = Reaper()
+        self.guardian = Guardian(self.reaper)
+        self.bots: dict[str, Bot] = {}
+        self.pins: dict[str, int] = {}
+        self.started_at = time.monotonic()
+        self.rejected_frames: dict[str, int] = {}
+        self.shutdown_requested = anyio.Event()
+        self.fleet_down = anyio.Event()
+        self._dirty = anyio.Event()
+        self._inflight = 0
+        self._idle = anyio.Event()
+
+    # ------------------------------------------------------------ the run
+
+    async def run(self) -> None:
+        """Run the fleet until shutdown is requested; then stop it all."""
+        lock = self._lock_run_dir()
+        context = new_context()
+        control: ControlServer | None = None
+        try:
+            self._end_leftovers()
+            self._install_signals()
+            self.guardian.start()
+            control = ControlServer(context, control_path(self.run_dir))
+            async with anyio.create_task_group() as tg:
+                self._build_fleet(tg)
+                tg.start_soon(self._serve_control, control, tg)
+                tg.start_soon(self._save_loop)
+                for bot in self.bots.values():
+                    tg.start_soon(bot.run)
+                log.info("supervisor_started", pid=os.getpid(), run_dir=str(self.run_dir))
+                await self.shutdown_requested.wait()
+                await self._stop_fleet()
+                await self._wait_replies()
+                tg.cancel_scope.cancel()
+        finally:
+            if control is not None:
+                control.close()
+            context.term()  # waits for the sockets' linger: the last replies get out
+            self.guardian.close()
+            self._save()
+            self._remove_signals()
+            lock.close()
+            log.info("supervisor_stopped")
+
+    def _lock_run_dir(self) -> IO[str]:
+        self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.run_dir, 0o700)
+        lock = open(self.run_dir / "supervisor.pid", "a+")  # noqa: SIM115  (held for the whole run)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            pid = lock.read().strip() or "?"
+            lock.close()
+            raise AlreadyRunningError(
+                f"another supervisor (pid {pid}) is running with run_dir {self.run_dir}"
+            ) from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        return lock
+
+    def _end_leftovers(self) -> None:
+        """Last resort after a kill -9 that the guardian did not survive either."""
+        previous = state.load(self._state_path)
+        self.pins = {b: n for b, n in previous.pins.items() if b in self.config.bots}
+        if previous.groups:
+            ended = guardian.end_groups(previous.groups)
+            if ended:
+                log.warning("leftovers_ended", groups=ended)
+
+    def _build_fleet(self, tg: anyio.abc.TaskGroup) -> None:
+        env = base_env(
+            {
+                "SUPERVISOR_RUN_DIR": str(self.run_dir),
+                "SUPERVISOR_CONTROL": endpoint(control_path(self.run_dir)),
+            }
+        )
+        ctx = FleetContext(self.reaper, self.guardian, tg, env, self.mark_dirty)
+        for name, spec in self.config.bots.items():
+            self.bots[name] = Bot(spec, ctx, self.pins.get(name))
+
+    async def _stop_fleet(self) -> None:
+        """Bots stop in the reverse of start order, within shutdown_timeout_s."""
+        log.info("supervisor_stopping")
+        with anyio.move_on_after(self.config.supervisor.shutdown_timeout_s) as scope:
+            for bot in reversed(self.bots.values()):
+                await bot.stop()
+        if scope.cancelled_caught:
+            log.warning("shutdown_timed_out", after_s=self.config.supervisor.shutdown_timeout_s)
+            await self._kill_everything()
+        strays = await end_strays({self.guardian.pid or -1}, _STRAY_TIMEOUT_S)
+        if strays:
+            log.info("strays_ended", count=strays)
+        self.fleet_down.set()
+
+    async def _kill_everything(self) -> None:
+        children = [s.child for b in self.bots.values() for s in b.slots.values() if s.alive]
+        for child in children:
+            if child is not None:
+                child.signal(signal.SIGKILL)
+        with anyio.move_on_after(_KILL_WAIT_S):
+            for child in children:
+                if child is not None:
+                    await child.exited.wait()
+
+    # ------------------------------------------------------------ signals
+
+    def _install_signals(self) -> None:
+        become_subreaper()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGCHLD, self.reaper.reap)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
+        self.reaper.reap()  # anything that exited before the handler was in place
+
+    def _remove_signals(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+
+    def _on_stop_signal(self, sig: int) -> None:
+        if not self.shutdown_requested.is_set():
+            log.info("shutdown_requested", signal=signal.Signals(sig).name)
+            self.shutdown_requested.set()
+            return
+        log.warning("shutdown_forced", signal=signal.Signals(sig).name)
+        for bot in self.bots.values():
+            for slot in bot.slots.values():
+                if slot.child is not None:
+                    slot.child.signal(signal.SIGKILL)
+
+    def _on_hangup(self) -> None:
+        log.warning("reload_unsupported", hint="restart the supervisor to apply a new config")
+
+    # ------------------------------------------------------------ control socket
+
+    async def _serve_control(self, server: ControlServer, tg: anyio.abc.TaskGroup) -> None:
+        commands = Commands(self)
+        while True:
+            envelope, payload = await server.recv()
+            try:
+                request = protocol.decode_request(payload)
+            except ProtocolError as e:
+                self._reject("control", str(e))
+                reply = protocol.Reply(0, False, error_code="bad_request", error_message=str(e))
+                await server.send(envelope, protocol.encode_reply(reply))
+                continue
+            self._inflight += 1
+            tg.start_soon(self._answer, server, envelope, request, commands)
+
+    async def _answer(
+        self,
+        server: ControlServer,
+        envelope: list[bytes],
+        request: protocol.Request,
+        commands: Commands,
+    ) -> None:
+        try:
+            result = await commands.dispatch(request.cmd, request.args)
+            reply = protocol.Reply(request.id, True, result)
+        except CommandError as e:
+            reply = protocol.Reply(request.id, False, error_code=e.code, error_message=str(e))
+        except Exception as e:
+            log.exception("command_crashed", cmd=request.cmd)
+            reply = protocol.Reply(request.id, False, error_code="internal", error_message=repr(e))
+        try:
+            await server.send(envelope, protocol.encode_reply(reply))
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+
+    async def _wait_replies(self) -> None:
+        with anyio.move_on_after(_REPLY_WAIT_S):
+            while self._inflight:
+                self._idle = anyio.Event()
+                await self._idle.wait()
+
+    def _reject(self, socket_name: str, reason: str) -> None:
+        self.rejected_frames[socket_name] = self.rejected_frames.get(socket_name, 0) + 1
+        log.warning("frame_rejected", socket=socket_name, reason=reason)
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def _state_path(self) -> Path:
+        return self.run_dir / "state.json"
+
+    def _save(self) -> None:
+        state.save(self._state_path, state.State(dict(self.pins), self.guardian.groups()))
+
+    def mark_dirty(self) -> None:
+        self._dirty.set()
+
+    def save_now(self) -> None:
+        """Save at once (pins changed); the reply waits for the disk."""
+        self._save()
+
+    async def _save_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty = anyio.Event()
+            self._save()
+            await anyio.sleep(_SAVE_EVERY_S)
+
+    def status_header(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - self.started_at, 3),
+            "config": str(self.config.path),
+            "run_dir": str(self.run_dir),
+            "rejected_frames": dict(self.rejected_frames),
+        }

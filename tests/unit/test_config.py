@@ -1,0 +1,250 @@
+"""Config validation: good files parse into typed values; each mistake names its key path."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from supervisor import config
+from supervisor.config import LogFormat, RestartMode
+from supervisor.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "supervisor.toml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_bot_gets_defaults(tmp_path: Path) -> None:
+    """A bot with only a command gets one worker, restart always, SIGTERM/10s, and run_dir
+    .supervisor beside the file."""
+    cfg = config.load(write(tmp_path, '[bots.a]\ncommand = ["sleep", "5"]\n'))
+    bot = cfg.bots["a"]
+    assert bot.argv == ("sleep", "5")
+    assert bot.workers == 1
+    assert bot.restart is RestartMode.ALWAYS
+    assert bot.stop_signal is signal.SIGTERM
+    assert bot.stop_timeout_s == 10.0
+    assert bot.cwd == tmp_path.resolve()
+    assert cfg.supervisor.run_dir == tmp_path.resolve() / ".supervisor"
+    assert cfg.supervisor.log_format is LogFormat.AUTO
+
+
+def test_full_bot_parses_every_key(tmp_path: Path) -> None:
+    """Every documented key is read into its typed field."""
+    (tmp_path / "work").mkdir()
+    cfg = config.load(
+        write(
+            tmp_path,
+            """
+[supervisor]
+run_dir = "rd"
+log_level = "debug"
+log_format = "json"
+shutdown_timeout_s = "1m30s"
+
+[bots.b]
+module = "bots.echo:main"
+workers = 3
+env = { A = "x", PORT = 8080 }
+cwd = "work"
+restart = "on-failure"
+stop_signal = "int"
+stop_timeout_s = "500ms"
+backoff_initial_s = 0.25
+backoff_factor = 3
+backoff_max_s = "2m"
+backoff_jitter = 0.5
+backoff_reset_s = "1h"
+max_restarts = 4
+restart_window_s = 30
+""",
+        )
+    )
+    s, b = cfg.supervisor, cfg.bots["b"]
+    assert s.run_dir == tmp_path.resolve() / "rd"
+    assert (s.log_level, s.log_format, s.shutdown_timeout_s) == ("debug", LogFormat.JSON, 90.0)
+    assert b.argv == (sys.executable, "-m", "supervisor.runner", "bots.echo:main")
+    assert dict(b.env) == {"A": "x", "PORT": "8080"}
+    assert b.cwd == tmp_path.resolve() / "work"
+    assert b.restart is RestartMode.ON_FAILURE
+    assert b.stop_signal is signal.SIGINT
+    assert b.stop_timeout_s == 0.5
+    assert b.backoff == config.Backoff(0.25, 3.0, 120.0, 0.5, 3600.0)
+    assert (b.max_restarts, b.restart_window_s) == (4, 30.0)
+
+
+def test_module_without_function_runs_as_main(tmp_path: Path) -> None:
+    """`module = "pkg.mod"` runs `python -m pkg.mod`."""
+    cfg = config.load(write(tmp_path, '[bots.m]\nmodule = "http.server"\n'))
+    assert cfg.bots["m"].argv == (sys.executable, "-m", "http.server")
+
+
+def test_command_string_is_split_like_a_shell(tmp_path: Path) -> None:
+    """A command given as one string is split with shell quoting rules, without a shell."""
+    cfg = config.load(write(tmp_path, "[bots.s]\ncommand = \"sleep '5'\"\n"))
+    assert cfg.bots["s"].argv == ("sleep", "5")
+
+
+def test_bots_keep_file_order(tmp_path: Path) -> None:
+    """Bots start in file order and stop in reverse, so the order must survive parsing."""
+    text = "".join(f'[bots.{n}]\ncommand = ["true"]\n' for n in ("zeta", "alpha", "mid"))
+    assert list(config.load(write(tmp_path, text)).bots) == ["zeta", "alpha", "mid"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[bots.echo]\ncommand = ["true"]\nworkers = "two"\n',
+            'bots.echo.workers: expected an integer >= 0, got "two"',
+        ),
+        (
+            '[bots.echo]\ncommand = ["true"]\nworkers = -1\n',
+            "bots.echo.workers: expected an integer >= 0, got -1",
+        ),
+        (
+            '[bots.echo]\ncommand = ["true"]\nworkers = true\n',
+            "bots.echo.workers: expected an integer >= 0, got true",
+        ),
+        (
+            '[bots.echo]\ncommand = ["true"]\nworker = 2\n',
+            'bots.echo.worker: unknown key; did you mean "workers"?',
+        ),
+        ('[supervisr]\nrun_dir = "x"\n', 'supervisr: unknown key; did you mean "supervisor"?'),
+        (
+            '[supervisor]\nshutdown_timeout = "5s"\n',
+            'supervisor.shutdown_timeout: unknown key; did you mean "shutdown_timeout_s"?',
+        ),
+        (
+            '[bots.echo]\ncommand = ["true"]\nstop_timeout_s = "ten"\n',
+            'bots.echo.stop_timeout_s: expected a duration (seconds >= 0, or a string such as "500ms", '
+            '"30s", "5m"), got "ten"',
+        ),
+        (
+            '[bots.echo]\ncommand = ["true"]\nstop_timeout_s = -3\n',
+            'bots.echo.stop_timeout_s: expected a duration (seconds >= 0, or a string such as "500ms", '
+            '"30s", "5m"), got -3',
+        ),
+        (
+            '[bots.echo]\ncommand = ["true"]\nrestart = "sometimes"\n',
+            'bots.echo.restart: expected one of "always", "on-failure", "never", got "sometimes"',
+        ),
+        (
+            '[bots.echo]\ncommand = ["true"]\nstop_signal = "SIGNOPE"\n',
+            'bots.echo.stop_signal: expected a signal name such as "SIGTERM" or "INT", got "SIGNOPE"',
+        ),
+        (
+            '[bots.echo]\ncommand = ["true"]\nenv = { PORT = [1] }\n',
+            "bots.echo.env.PORT: expected a string or a number, got [1]",
+        ),
+        ("[bots.echo]\nworkers = 1\n", 'bots.echo: needs "command" (an argv list) or "module"'),
+        (
+            '[bots.echo]\ncommand = ["true"]\nmodule = "a.b"\n',
+            'bots.echo: give "command" or "module", not both',
+        ),
+        (
+            "[bots.echo]\ncommand = []\n",
+            "bots.echo.command: expected a non-empty list of strings (argv), got []",
+        ),
+        (
+            "[bots.echo]\ncommand = [1, 2]\n",
+            "bots.echo.command: expected a non-empty list of strings (argv), got [1, 2]",
+        ),
+        (
+            '[bots.echo]\ncommand = ["no-such-program-xyz"]\n',
+            'bots.echo.command: "no-such-program-xyz" is not an executable on PATH',
+        ),
+        (
+            '[bots.echo]\nmodule = "bots/echo.py"\n',
+            'bots.echo.module: expected "package.module" or "package.module:function", got "bots/echo.py"',
+        ),
+        (
+            '[bots.echo]\ncommand = ["true"]\ncwd = "nowhere"\n',
+            "bots.echo.cwd: no such directory",
+        ),
+        (
+            '[bots."bad name"]\ncommand = ["true"]\n',
+            "bots.bad name: bot names use letters, digits, '_', '.' and '-' (at most 64, starting with a letter or digit)",
+        ),
+        (
+            '[bots.echo]\ncommand = ["true"]\nbackoff_jitter = 2\n',
+            "bots.echo.backoff_jitter: expected a number from 0 to 1, got 2",
+        ),
+        (
+            '[bots.echo]\ncommand = ["true"]\nmax_restarts = 0\n',
+            "bots.echo.max_restarts: expected an integer >= 1, got 0",
+        ),
+        ("bots = 3\n", "bots: expected a table, got 3"),
+        (
+            '[supervisor]\nlog_format = "xml"\n',
+            'supervisor.log_format: expected one of "auto", "console", "json", got "xml"',
+        ),
+        (
+            '[supervisor]\nrun_dir = "' + "d" * 120 + '"\n',
+            "supervisor.run_dir: too long for unix sockets",
+        ),
+    ],
+)
+def test_bad_value_names_its_key_path(tmp_path: Path, text: str, message: str) -> None:
+    """Each mistake is reported as one line that starts with its key path."""
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, text))
+    assert any(p.startswith(message) for p in caught.value.problems), caught.value.problems
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    """One check shows all mistakes in a file, not only the first."""
+    text = (
+        '[bots.a]\ncommand = ["true"]\nworkers = "x"\n[bots.b]\nworkerz = 1\ncommand = ["true"]\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, text))
+    assert caught.value.problems == [
+        'bots.a.workers: expected an integer >= 0, got "x"',
+        'bots.b.workerz: unknown key; did you mean "workers"?',
+    ]
+
+
+def test_toml_syntax_error_names_file_line_and_column(tmp_path: Path) -> None:
+    """A syntax error points at file:line:column."""
+    path = write(tmp_path, '[bots.a]\ncommand = ["true"]\nworkers 3\n')
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert caught.value.problems == [
+        f"{path}:3:9: invalid TOML: Expected '=' after a key in a key/value pair"
+    ]
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    """A missing file is reported with its path, not a traceback."""
+    with pytest.raises(ConfigError, match="cannot read config: No such file or directory"):
+        config.load(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (0, 0.0),
+        (2.5, 2.5),
+        ("500ms", 0.5),
+        ("30s", 30.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("1m30s", 90.0),
+        (".5s", 0.5),
+    ],
+)
+def test_durations(value: object, seconds: float) -> None:
+    """Durations are seconds or strings with ms, s, m, h units."""
+    assert config.duration(value) == seconds
+
+
+def test_load_run_dir_ignores_mistakes_elsewhere(tmp_path: Path) -> None:
+    """CLI clients only need run_dir, so a typo in a bot must not stop `status`."""
+    path = write(tmp_path, '[supervisor]\nrun_dir = "rd"\n[bots.a]\nworkerz = 1\n')
+    assert config.load_run_dir(path) == tmp_path.resolve() / "rd"
