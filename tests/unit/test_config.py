@@ -96,100 +96,102 @@ def test_bots_keep_file_order(tmp_path: Path) -> None:
     assert list(config.load(write(tmp_path, text)).bots) == ["zeta", "alpha", "mid"]
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        (
-            '[bots.echo]\ncommand = ["true"]\nworkers = "two"\n',
-            'bots.echo.workers: expected an integer >= 0, got "two"',
-        ),
-        (
-            '[bots.echo]\ncommand = ["true"]\nworkers = -1\n',
-            "bots.echo.workers: expected an integer >= 0, got -1",
-        ),
-        (
-            '[bots.echo]\ncommand = ["true"]\nworkers = true\n',
-            "bots.echo.workers: expected an integer >= 0, got true",
-        ),
-        (
-            '[bots.echo]\ncommand = ["true"]\nworker = 2\n',
-            'bots.echo.worker: unknown key; did you mean "workers"?',
-        ),
-        ('[supervisr]\nrun_dir = "x"\n', 'supervisr: unknown key; did you mean "supervisor"?'),
-        (
-            '[supervisor]\nshutdown_timeout = "5s"\n',
-            'supervisor.shutdown_timeout: unknown key; did you mean "shutdown_timeout_s"?',
-        ),
-        (
-            '[bots.echo]\ncommand = ["true"]\nstop_timeout_s = "ten"\n',
-            'bots.echo.stop_timeout_s: expected a duration (seconds >= 0, or a string such as "500ms", '
-            '"30s", "5m"), got "ten"',
-        ),
-        (
-            '[bots.echo]\ncommand = ["true"]\nstop_timeout_s = -3\n',
-            'bots.echo.stop_timeout_s: expected a duration (seconds >= 0, or a string such as "500ms", '
-            '"30s", "5m"), got -3',
-        ),
-        (
-            '[bots.echo]\ncommand = ["true"]\nrestart = "sometimes"\n',
-            'bots.echo.restart: expected one of "always", "on-failure", "never", got "sometimes"',
-        ),
-        (
-            '[bots.echo]\ncommand = ["true"]\nstop_signal = "SIGNOPE"\n',
-            'bots.echo.stop_signal: expected a signal name such as "SIGTERM" or "INT", got "SIGNOPE"',
-        ),
-        (
-            '[bots.echo]\ncommand = ["true"]\nenv = { PORT = [1] }\n',
-            "bots.echo.env.PORT: expected a string or a number, got [1]",
-        ),
-        ("[bots.echo]\nworkers = 1\n", 'bots.echo: needs "command" (an argv list) or "module"'),
-        (
-            '[bots.echo]\ncommand = ["true"]\nmodule = "a.b"\n',
-            'bots.echo: give "command" or "module", not both',
-        ),
-        (
-            "[bots.echo]\ncommand = []\n",
-            "bots.echo.command: expected a non-empty list of strings (argv), got []",
-        ),
-        (
-            "[bots.echo]\ncommand = [1, 2]\n",
-            "bots.echo.command: expected a non-empty list of strings (argv), got [1, 2]",
-        ),
-        (
-            '[bots.echo]\ncommand = ["no-such-program-xyz"]\n',
-            'bots.echo.command: "no-such-program-xyz" is not an executable on PATH',
-        ),
-        (
-            '[bots.echo]\nmodule = "bots/echo.py"\n',
-            'bots.echo.module: expected "package.module" or "package.module:function", got "bots/echo.py"',
-        ),
-        (
-            '[bots.echo]\ncommand = ["true"]\ncwd = "nowhere"\n',
-            "bots.echo.cwd: no such directory",
-        ),
-        (
-            '[bots."bad name"]\ncommand = ["true"]\n',
-            "bots.bad name: bot names use letters, digits, '_', '.' and '-' (at most 64, starting with a letter or digit)",
-        ),
-        (
-            '[bots.echo]\ncommand = ["true"]\nbackoff_jitter = 2\n',
-            "bots.echo.backoff_jitter: expected a number from 0 to 1, got 2",
-        ),
-        (
-            '[bots.echo]\ncommand = ["true"]\nmax_restarts = 0\n',
-            "bots.echo.max_restarts: expected an integer >= 1, got 0",
-        ),
-        ("bots = 3\n", "bots: expected a table, got 3"),
-        (
-            '[supervisor]\nlog_format = "xml"\n',
-            'supervisor.log_format: expected one of "auto", "console", "json", got "xml"',
-        ),
-        (
-            '[supervisor]\nrun_dir = "' + "d" * 120 + '"\n',
-            "supervisor.run_dir: too long for unix sockets",
-        ),
-    ],
-)
+# Bad configs and the first words of their one-line message; also run for real in
+# tests/integration/test_shutdown.py.
+BAD_CONFIGS = [
+    (
+        '[bots.echo]\ncommand = ["true"]\nworkers = "two"\n',
+        'bots.echo.workers: expected an integer >= 0, got "two"',
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nworkers = -1\n',
+        "bots.echo.workers: expected an integer >= 0, got -1",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nworkers = true\n',
+        "bots.echo.workers: expected an integer >= 0, got true",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nworker = 2\n',
+        'bots.echo.worker: unknown key; did you mean "workers"?',
+    ),
+    ('[supervisr]\nrun_dir = "x"\n', 'supervisr: unknown key; did you mean "supervisor"?'),
+    (
+        '[supervisor]\nshutdown_timeout = "5s"\n',
+        'supervisor.shutdown_timeout: unknown key; did you mean "shutdown_timeout_s"?',
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nstop_timeout_s = "ten"\n',
+        'bots.echo.stop_timeout_s: expected a duration (seconds >= 0, or a string such as "500ms", '
+        '"30s", "5m"), got "ten"',
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nstop_timeout_s = -3\n',
+        'bots.echo.stop_timeout_s: expected a duration (seconds >= 0, or a string such as "500ms", '
+        '"30s", "5m"), got -3',
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nrestart = "sometimes"\n',
+        'bots.echo.restart: expected one of "always", "on-failure", "never", got "sometimes"',
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nstop_signal = "SIGNOPE"\n',
+        'bots.echo.stop_signal: expected a signal name such as "SIGTERM" or "INT", got "SIGNOPE"',
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nenv = { PORT = [1] }\n',
+        "bots.echo.env.PORT: expected a string or a number, got [1]",
+    ),
+    ("[bots.echo]\nworkers = 1\n", 'bots.echo: needs "command" (an argv list) or "module"'),
+    (
+        '[bots.echo]\ncommand = ["true"]\nmodule = "a.b"\n',
+        'bots.echo: give "command" or "module", not both',
+    ),
+    (
+        "[bots.echo]\ncommand = []\n",
+        "bots.echo.command: expected a non-empty list of strings (argv), got []",
+    ),
+    (
+        "[bots.echo]\ncommand = [1, 2]\n",
+        "bots.echo.command: expected a non-empty list of strings (argv), got [1, 2]",
+    ),
+    (
+        '[bots.echo]\ncommand = ["no-such-program-xyz"]\n',
+        'bots.echo.command: "no-such-program-xyz" is not an executable on PATH',
+    ),
+    (
+        '[bots.echo]\nmodule = "bots/echo.py"\n',
+        'bots.echo.module: expected "package.module" or "package.module:function", got "bots/echo.py"',
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\ncwd = "nowhere"\n',
+        "bots.echo.cwd: no such directory",
+    ),
+    (
+        '[bots."bad name"]\ncommand = ["true"]\n',
+        "bots.bad name: bot names use letters, digits, '_', '.' and '-' (at most 64, starting with a letter or digit)",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nbackoff_jitter = 2\n',
+        "bots.echo.backoff_jitter: expected a number from 0 to 1, got 2",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nmax_restarts = 0\n',
+        "bots.echo.max_restarts: expected an integer >= 1, got 0",
+    ),
+    ("bots = 3\n", "bots: expected a table, got 3"),
+    (
+        '[supervisor]\nlog_format = "xml"\n',
+        'supervisor.log_format: expected one of "auto", "console", "json", got "xml"',
+    ),
+    (
+        '[supervisor]\nrun_dir = "' + "d" * 120 + '"\n',
+        "supervisor.run_dir: too long for unix sockets",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_CONFIGS)
 def test_bad_value_names_its_key_path(tmp_path: Path, text: str, message: str) -> None:
     """Each mistake is reported as one line that starts with its key path."""
     with pytest.raises(ConfigError) as caught:
