@@ -7,13 +7,16 @@ psutil), so `supervisor status` starts fast. Exit codes are `ExitCode`.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
-from typing import Any
 
 from supervisor import __version__
 from supervisor.errors import CommandError, ExitCode, SupervisorError
+
+# Imported for annotations only: this module is on the CLI's start-up path, where
+# typing and pathlib would cost several milliseconds of every call.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_CONFIG = "supervisor.toml"
 _QUICK_TIMEOUT_S = 10.0
@@ -70,14 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_path(args: argparse.Namespace) -> Path:
-    return Path(getattr(args, "config", DEFAULT_CONFIG))
+def _config_path(args: argparse.Namespace) -> str:
+    return str(getattr(args, "config", DEFAULT_CONFIG))
 
 
 def _request(args: argparse.Namespace, cmd: str, timeout_s: float, **kw: Any) -> Any:
-    from supervisor import client, config
+    from supervisor import client, rundir
 
-    run_dir = config.load_run_dir(_config_path(args))
+    run_dir = rundir.load_run_dir(_config_path(args))
     return client.request(run_dir, cmd, {k: v for k, v in kw.items() if v is not None}, timeout_s)
 
 
@@ -114,6 +117,8 @@ def _check(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     result = _request(args, "status", _QUICK_TIMEOUT_S, bot=args.bot)
     if args.json:
+        import json
+
         print(json.dumps(result, indent=2))
     else:
         print(format_status(result))

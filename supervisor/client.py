@@ -8,27 +8,32 @@ from __future__ import annotations
 
 import itertools
 import os
-from pathlib import Path
-from typing import Any
 
 from supervisor import protocol
 from supervisor.errors import CommandError, UnreachableError
 from supervisor.zmtp import DealerConnection
 
+# Imported for annotations only: this module is on the CLI's start-up path, where
+# typing and pathlib would cost several milliseconds of every call.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
 _ids = itertools.count(int.from_bytes(os.urandom(3), "big"))
 
 
-def control_path(run_dir: Path) -> Path:
-    return run_dir / "control"
+def control_path(run_dir: str | Path) -> str:
+    return os.path.join(run_dir, "control")
 
 
 def request(
-    run_dir: Path, cmd: str, args: dict[str, Any] | None = None, timeout_s: float = 5.0
+    run_dir: str | Path, cmd: str, args: dict[str, Any] | None = None, timeout_s: float = 5.0
 ) -> Any:
     """Send one command and return its result; CommandError if it was refused."""
     path = control_path(run_dir)
     try:
-        conn = DealerConnection(str(path), timeout_s, protocol.MAX_REPLY_FRAME_BYTES)
+        conn = DealerConnection(path, timeout_s, protocol.MAX_REPLY_FRAME_BYTES)
     except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
         raise UnreachableError(
             f"no supervisor is running (nothing listens on {path}); start one with `supervisor run`"
@@ -49,7 +54,7 @@ def request(
 
 
 def _await_reply(
-    conn: DealerConnection, request_id: int, path: Path, timeout_s: float
+    conn: DealerConnection, request_id: int, path: str, timeout_s: float
 ) -> protocol.Reply:
     while True:
         try:

@@ -17,19 +17,18 @@ import re
 import shutil
 import signal
 import sys
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from supervisor import rundir
 from supervisor.errors import ConfigError
 from supervisor.fields import (
     Table,
     argv_list,
     choice,
-    directory_path,
     duration,
     enum_choice,
     env_table,
@@ -40,9 +39,6 @@ from supervisor.fields import (
     signal_name,
 )
 
-# sun_path holds 108 bytes with its NUL; the longest socket name is "workers".
-_MAX_SOCKET_PATH = 107
-_LONGEST_SOCKET_NAME = "/workers"
 _BOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -113,50 +109,12 @@ class Config:
 def load(path: Path | str) -> Config:
     """Read and validate the config file; raise ConfigError with every problem."""
     path = Path(path)
-    raw = read_toml(path)
+    raw = rundir.read_toml(str(path))
     problems: list[str] = []
     config = _parse(raw, path.resolve(), problems)
     if problems or config is None:
         raise ConfigError(problems)
     return config
-
-
-def load_run_dir(path: Path | str) -> Path:
-    """Only `supervisor.run_dir`, for CLI clients: a typo elsewhere in the file
-    must not stop `status` or `shutdown` of a running supervisor."""
-    path = Path(path)
-    raw = read_toml(path)
-    problems: list[str] = []
-    table = Table(raw.get("supervisor", {}), "supervisor", problems)
-    run_dir = _take_run_dir(table, path.resolve().parent)
-    if problems:
-        raise ConfigError(problems)
-    return run_dir
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse TOML; a syntax error names file, line and column."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError([f"{path}: cannot read config: {e.strerror or e}"]) from None
-    except UnicodeDecodeError as e:
-        raise ConfigError([f"{path}: cannot read config: not UTF-8 ({e.reason})"]) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError([_toml_error(path, str(e))]) from None
-
-
-def _toml_error(path: Path, message: str) -> str:
-    m = re.match(r"^(.*) \(at line (\d+), column (\d+)\)$", message)
-    if m:
-        return f"{path}:{m[2]}:{m[3]}: invalid TOML: {m[1]}"
-    m = re.match(r"^(.*) \(at end of document\)$", message)
-    if m:
-        line = path.read_text(encoding="utf-8").count("\n") + 1
-        return f"{path}:{line}: invalid TOML: {m[1]} (at end of file)"
-    return f"{path}: invalid TOML: {message}"
 
 
 # ---------------------------------------------------------------- the schema
@@ -187,15 +145,11 @@ def _parse(raw: dict[str, Any], path: Path, problems: list[str]) -> Config | Non
 
 
 def _take_run_dir(table: Table, base: Path) -> Path:
-    run_dir = table.take("run_dir", directory_path(base), base / ".supervisor")
-    longest = len(os.fsencode(run_dir)) + len(_LONGEST_SOCKET_NAME)
-    if longest > _MAX_SOCKET_PATH:
-        table.problems.append(
-            f"{table.key_path('run_dir')}: too long for unix sockets "
-            f"({longest} bytes with the socket name, at most {_MAX_SOCKET_PATH}); "
-            "choose a shorter directory"
-        )
-    return run_dir
+    table.used.add("run_dir")
+    run_dir, problem = rundir.resolve(table.raw.get("run_dir", rundir.DEFAULT), str(base))
+    if problem:
+        table.problems.append(f"{table.key_path('run_dir')}: {problem}")
+    return Path(run_dir)
 
 
 def _parse_bot(name: str, table: Table, base: Path) -> BotConfig | None:

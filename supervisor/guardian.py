@@ -40,14 +40,26 @@ class Group(NamedTuple):
     timeout_s: float
 
 
-def start_ticks(pid: int) -> int | None:
-    """Start time of pid in clock ticks, or None if there is no such process."""
+def stat_fields(pid: int) -> list[bytes] | None:
+    """/proc/PID/stat from field 3 on (index 0 is the state), or None if pid is gone.
+
+    The command name (field 2) may hold spaces and parentheses; it ends at the last ")".
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return None
-    return int(stat[stat.rindex(b")") + 2 :].split()[19])
+    return stat[stat.rindex(b")") + 2 :].split()
+
+
+def start_ticks(pid: int) -> int | None:
+    """Start time of pid in clock ticks since boot (field 22), or None if it is gone.
+
+    With the pid it names one process for good: a reused pid has another start time.
+    """
+    fields = stat_fields(pid)
+    return int(fields[19]) if fields else None
 
 
 def still_ours(group: Group) -> bool:

@@ -23,11 +23,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import anyio
-import psutil
 import structlog
 
 from supervisor import guardian
-from supervisor.guardian import Group, start_ticks
+from supervisor.guardian import Group, start_ticks, stat_fields
 from supervisor.restart import Exit
 
 log = structlog.get_logger("supervisor.process")
@@ -35,6 +34,8 @@ log = structlog.get_logger("supervisor.process")
 _PR_SET_CHILD_SUBREAPER = 36
 _GROUP_POLL_S = 0.02
 _MIN_CPU_WINDOW_S = 0.5
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 _KILL_WAIT_S = 5.0  # SIGKILL cannot be caught; this only bounds a process stuck in the kernel
 
 
@@ -76,7 +77,6 @@ class Child:
         self.start_ticks = start_ticks(self.pid)
         self.exit: Exit | None = None
         self.exited = anyio.Event()
-        self._ps: psutil.Process | None = None
         self._last_cpu: tuple[float, float] = (0.0, self.started_at)  # (cpu seconds, when)
         self._cpu_percent: float | None = None
 
@@ -118,15 +118,15 @@ class Child:
         return (time.monotonic() if now is None else now) - self.started_at
 
     def sample(self) -> tuple[float, int]:
-        """(CPU percent since the previous sample, or since start; RSS bytes)."""
-        try:
-            if self._ps is None:
-                self._ps = psutil.Process(self.pid)
-            with self._ps.oneshot():
-                times, rss = self._ps.cpu_times(), self._ps.memory_info().rss
-        except psutil.Error:
+        """(CPU percent since the previous sample, or since start; RSS bytes).
+
+        One read of /proc/PID/stat: a status of hundreds of workers stays cheap.
+        """
+        fields = stat_fields(self.pid) if self.alive else None
+        if fields is None:
             return 0.0, 0
-        cpu, now = times.user + times.system, time.monotonic()
+        cpu, now = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS, time.monotonic()
+        rss = int(fields[21]) * _PAGE_BYTES
         last_cpu, last_at = self._last_cpu
         if now - last_at >= _MIN_CPU_WINDOW_S or self._cpu_percent is None:
             # CPU times tick every 10 ms: a shorter window would read as 0% or 100%.
@@ -215,27 +215,33 @@ async def end_strays(exclude: set[int], timeout_s: float) -> int:
 
     SIGTERM, then SIGKILL after timeout_s; the reaper collects them. Returns how many.
     """
-    me = psutil.Process()
-    strays = [p for p in me.children() if p.pid not in exclude]
-    for p in strays:
-        with contextlib.suppress(psutil.Error):
-            p.terminate()
+    strays = [pid for pid in direct_children() if pid not in exclude]
+    for pid in strays:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     # Polled: the reaper collects them, but nothing signals "all gone" for a set of pids.
     while time.monotonic() < deadline and any(_running(p) for p in strays):  # noqa: ASYNC110
         await anyio.sleep(_GROUP_POLL_S)
-    for p in strays:
-        if _running(p):
-            with contextlib.suppress(psutil.Error):
-                p.kill()
+    for pid in strays:
+        if _running(pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
     return len(strays)
 
 
-def _running(p: psutil.Process) -> bool:
-    try:
-        return bool(p.status() != psutil.STATUS_ZOMBIE)
-    except psutil.Error:
-        return False
+def direct_children() -> set[int]:
+    """Our live children, whichever of our threads they were reparented to."""
+    found: set[int] = set()
+    for task in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError), open(f"/proc/self/task/{task}/children") as f:
+            found.update(int(p) for p in f.read().split())
+    return found
+
+
+def _running(pid: int) -> bool:
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] != b"Z"
 
 
 class Guardian:

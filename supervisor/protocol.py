@@ -24,12 +24,15 @@ sends the reply back behind the same envelope.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import msgpack
 
 from supervisor.errors import ProtocolError
+
+# Imported for annotations only: this module is on the CLI's start-up path, where
+# typing and pathlib would cost several milliseconds of every call.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 VERSION = 1
 MAX_CONTROL_FRAME_BYTES = 1 << 20
@@ -40,20 +43,42 @@ _MAX_ITEMS = 1 << 16
 COMMANDS = frozenset({"status", "scale", "start", "stop", "restart", "shutdown", "ping"})
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    id: int
-    cmd: str
-    args: dict[str, Any] = field(default_factory=dict)
+class _Record:
+    """A small value type; dataclasses or NamedTuple would import heavy modules."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{n}={v!r}" for n, v in zip(self.__slots__, self._values(), strict=True)
+        )
+        return f"{type(self).__name__}({fields})"
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    id: int
-    ok: bool
-    result: Any = None
-    error_code: str = ""
-    error_message: str = ""
+class Request(_Record):
+    __slots__ = ("args", "cmd", "id")
+
+    def __init__(self, id: int, cmd: str, args: dict[str, Any]) -> None:
+        self.id, self.cmd, self.args = id, cmd, args
+
+
+class Reply(_Record):
+    __slots__ = ("error_code", "error_message", "id", "ok", "result")
+
+    def __init__(
+        self, id: int, ok: bool, result: Any = None, error_code: str = "", error_message: str = ""
+    ) -> None:
+        self.id, self.ok, self.result = id, ok, result
+        self.error_code, self.error_message = error_code, error_message
 
 
 def encode_request(request: Request) -> bytes:

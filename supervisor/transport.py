@@ -20,17 +20,17 @@ from supervisor.protocol import MAX_CONTROL_FRAME_BYTES
 _CLOSE_LINGER_MS = 1000  # the last replies (e.g. to `shutdown`) still get out
 
 
-def endpoint(path: Path) -> str:
+def endpoint(path: str | Path) -> str:
     return f"ipc://{path}"
 
 
 class ControlServer:
     """The ROUTER that CLI clients (DEALER or REQ) send requests to."""
 
-    def __init__(self, context: zmq.asyncio.Context, path: Path) -> None:
-        self.path = path
+    def __init__(self, context: zmq.asyncio.Context, path: str | Path) -> None:
+        self.path = Path(path)
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()  # a stale socket of a dead run; run_dir's lock says it is ours
+            self.path.unlink()  # a stale socket of a dead run; run_dir's lock says it is ours
         self._sock = context.socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_FRAME_BYTES)
         self._sock.setsockopt(zmq.LINGER, _CLOSE_LINGER_MS)

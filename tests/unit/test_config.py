@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import config
+from supervisor import config, rundir
 from supervisor.config import LogFormat, RestartMode
 from supervisor.errors import ConfigError
 
@@ -249,4 +249,4 @@ def test_durations(value: object, seconds: float) -> None:
 def test_load_run_dir_ignores_mistakes_elsewhere(tmp_path: Path) -> None:
     """CLI clients only need run_dir, so a typo in a bot must not stop `status`."""
     path = write(tmp_path, '[supervisor]\nrun_dir = "rd"\n[bots.a]\nworkerz = 1\n')
-    assert config.load_run_dir(path) == tmp_path.resolve() / "rd"
+    assert rundir.load_run_dir(str(path)) == str(tmp_path.resolve() / "rd")
