@@ -50,6 +50,44 @@ class RestartMode(enum.StrEnum):
     NEVER = "never"
 
 
+class SpawnMode(enum.StrEnum):
+    """How a worker process is started."""
+
+    FORK_SERVER = "fork-server"  # forked from a warm interpreter; module bots only
+    EXEC = "exec"  # a fresh process runs argv
+
+
+# Read by the interpreter at start-up: a worker forked from a running one cannot honour them.
+STARTUP_VARIABLES = frozenset(
+    {
+        "PYTHONHOME",
+        "PYTHONSAFEPATH",
+        "PYTHONOPTIMIZE",
+        "PYTHONDEBUG",
+        "PYTHONINSPECT",
+        "PYTHONNOUSERSITE",
+        "PYTHONUSERBASE",
+        "PYTHONHASHSEED",
+        "PYTHONIOENCODING",
+        "PYTHONUTF8",
+        "PYTHONWARNINGS",
+        "PYTHONDEVMODE",
+        "PYTHONMALLOC",
+        "PYTHONFAULTHANDLER",
+        "PYTHONTRACEMALLOC",
+        "PYTHONPROFILEIMPORTTIME",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONPYCACHEPREFIX",
+        "PYTHONPLATLIBDIR",
+        "PYTHONINTMAXSTRDIGITS",
+        "PYTHONNODEBUGRANGES",
+        "PYTHONEXECUTABLE",
+        "PYTHONSTARTUP",
+        "PYTHONCASEOK",
+    }
+)
+
+
 class LogFormat(enum.StrEnum):
     AUTO = "auto"  # console on a terminal, JSON otherwise
     CONSOLE = "console"
@@ -72,7 +110,9 @@ class BotConfig:
     """One `[bots.NAME]` table: what to run and how to keep it running."""
 
     name: str
-    argv: tuple[str, ...]
+    argv: tuple[str, ...]  # what exec runs
+    module: str  # "pkg.mod[:func]" of a module bot, else ""
+    spawn: SpawnMode
     workers: int
     env: Mapping[str, str]
     cwd: Path
@@ -161,7 +201,7 @@ def _parse_bot(name: str, table: Table, base: Path) -> BotConfig | None:
         )
     cwd = table.take("cwd", existing_directory(base), base)
     env: Mapping[str, str] = table.take("env", env_table, MappingProxyType({}))
-    argv = _take_argv(table, cwd, env)
+    argv, module = _take_argv(table, cwd, env)
     default_backoff = Backoff()
     backoff = Backoff(
         initial_s=table.take("backoff_initial_s", duration, default_backoff.initial_s),
@@ -173,6 +213,8 @@ def _parse_bot(name: str, table: Table, base: Path) -> BotConfig | None:
     bot = BotConfig(
         name=name,
         argv=argv,
+        module=module,
+        spawn=_take_spawn(table, module, env),
         workers=table.take("workers", integer(minimum=0), 1),
         env=env,
         cwd=cwd,
@@ -187,7 +229,8 @@ def _parse_bot(name: str, table: Table, base: Path) -> BotConfig | None:
     return bot if len(table.problems) == start else None
 
 
-def _take_argv(table: Table, cwd: Path, env: Mapping[str, str]) -> tuple[str, ...]:
+def _take_argv(table: Table, cwd: Path, env: Mapping[str, str]) -> tuple[tuple[str, ...], str]:
+    """(argv to exec, module spec or "")."""
     has_command, has_module = table.has("command"), table.has("module")
     command: tuple[str, ...] = table.take("command", argv_list, ())
     module = table.take("module", module_spec, "")
@@ -197,14 +240,32 @@ def _take_argv(table: Table, cwd: Path, env: Mapping[str, str]) -> tuple[str, ..
         table.problems.append(f'{table.path}: needs "command" (an argv list) or "module"')
     elif module:
         if ":" in module:
-            return (sys.executable, "-m", "supervisor.runner", module)
-        return (sys.executable, "-m", module)
+            return (sys.executable, "-m", "supervisor.runner", module), module
+        return (sys.executable, "-m", module), module
     elif command and not _executable_exists(command[0], cwd, env):
         table.problems.append(
             f'{table.key_path("command")}: "{command[0]}" is not an executable '
             + ("file" if "/" in command[0] else "on PATH")
         )
-    return command
+    return command, ""
+
+
+def _take_spawn(table: Table, module: str, env: Mapping[str, str]) -> SpawnMode:
+    """Module bots fork from the fork server unless they need a fresh interpreter."""
+    startup = sorted(STARTUP_VARIABLES.intersection(env))
+    default = SpawnMode.FORK_SERVER if module and not startup else SpawnMode.EXEC
+    spawn = table.take("spawn", enum_choice(SpawnMode), default)
+    if spawn is SpawnMode.FORK_SERVER and table.has("command"):
+        table.problems.append(
+            f'{table.key_path("spawn")}: "fork-server" starts module bots only; '
+            "this bot has a command"
+        )
+    elif spawn is SpawnMode.FORK_SERVER and startup:
+        table.problems.append(
+            f"{table.key_path('spawn')}: a forked worker cannot apply {startup[0]} "
+            '(it is read at interpreter start-up); use spawn = "exec"'
+        )
+    return spawn
 
 
 def _executable_exists(program: str, cwd: Path, env: Mapping[str, str]) -> bool:

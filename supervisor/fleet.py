@@ -32,9 +32,10 @@ import anyio.lowlevel
 import structlog
 
 from supervisor import restart
-from supervisor.config import BotConfig
+from supervisor.config import BotConfig, SpawnMode
+from supervisor.helpers import ForkServer, Guardian
 from supervisor.output import LineReader
-from supervisor.process import Child, Guardian, Reaper, end_group
+from supervisor.process import Child, Reaper, end_group
 
 log = structlog.get_logger("supervisor.fleet")
 
@@ -69,6 +70,7 @@ class Slot:
     child: Child | None = None
     restart_at: float | None = 0.0  # when it may spawn; None: stays down
     stopping: bool = False
+    spawning: bool = False  # a fork-server spawn is in flight
     held: bool = False  # stopped by hand
     restarts: int = 0
     history: restart.History = field(default_factory=restart.History)
@@ -84,6 +86,7 @@ class FleetContext:
 
     reaper: Reaper
     guardian: Guardian
+    fork_server: ForkServer
     task_group: anyio.abc.TaskGroup
     base_env: dict[str, str]
     changed: Callable[[], None]  # the set of live process groups changed
@@ -101,6 +104,8 @@ class Bot:
         self._ctx = ctx
         self._wake = anyio.Event()
         self._next_pass = anyio.Event()
+        self._spawns_in_flight = 0
+        self._spawns_done = anyio.Event()
         self._rng = random.Random()
         self._env = ctx.base_env | dict(spec.env) | {"SUPERVISOR_BOT": spec.name}
         self._env.setdefault("PYTHONUNBUFFERED", "1")  # print() reaches the log at once
@@ -147,6 +152,8 @@ class Bot:
         return slot.stopping or (not slot.alive and not slot.held and slot.restart_at is not None)
 
     def worker_state(self, slot: Slot, now: float) -> WorkerState:
+        if slot.spawning:
+            return WorkerState.STARTING
         if slot.alive:
             return WorkerState.STOPPING if slot.stopping else WorkerState.RUNNING
         if self.failure is not None:
@@ -194,7 +201,7 @@ class Bot:
                 continue
             if slot.alive and not slot.stopping:
                 self._ctx.task_group.start_soon(self._stop_slot, slot)
-            elif not slot.alive and not slot.stopping and slot.index >= self.desired:
+            elif not (slot.alive or slot.stopping or slot.spawning) and slot.index >= self.desired:
                 del self.slots[slot.index]
 
     def _due(self, slot: Slot, now: float) -> bool:
@@ -202,6 +209,7 @@ class Bot:
             self.failure is None
             and not slot.held
             and not slot.stopping
+            and not slot.spawning
             and not slot.alive
             and slot.restart_at is not None
             and slot.restart_at <= now
@@ -220,15 +228,46 @@ class Bot:
 
     def _spawn(self, slot: Slot) -> None:
         env = self._env | {"SUPERVISOR_WORKER": str(slot.index)}
-        try:
-            child = Child.spawn(self.spec.argv, env, self.spec.cwd)
-        except OSError as e:
-            log.error("worker_spawn_failed", bot=self.name, worker=slot.index, error=str(e))
-            self._decide(slot, restart.Exit(code=_SPAWN_FAILED_CODE), uptime_s=0.0)
+        slot.restart_at = None
+        if self.spec.spawn is SpawnMode.FORK_SERVER:
+            slot.spawning = True
+            self._spawns_in_flight += 1
+            self._ctx.task_group.start_soon(self._fork, slot, env)
             return
-        slot.child, slot.restart_at = child, None
+        try:
+            child = Child.spawn(self.spec.argv, env, self.spec.cwd, self._ctx.reaper)
+        except OSError as e:
+            self._spawn_failed(slot, e)
+            return
+        self._adopt(slot, child)
+
+    async def _fork(self, slot: Slot, env: dict[str, str]) -> None:
+        title = f"supervisor: {self.name}[{slot.index}] {self.spec.module}"
+        stop = (int(self.spec.stop_signal), self.spec.stop_timeout_s)
+        try:
+            child = await self._ctx.fork_server.spawn(
+                self.spec.module, env, self.spec.cwd, title, stop
+            )
+        except OSError as e:
+            self._spawn_failed(slot, e)
+        else:
+            self._adopt(slot, child)
+        finally:
+            slot.spawning = False
+            self._spawns_in_flight -= 1
+            if not self._spawns_in_flight:
+                self._spawns_done.set()
+                self._spawns_done = anyio.Event()
+            self.poke()
+
+    def _spawn_failed(self, slot: Slot, error: OSError) -> None:
+        log.error("worker_spawn_failed", bot=self.name, worker=slot.index, error=str(error))
+        self._decide(slot, restart.Exit(code=_SPAWN_FAILED_CODE), uptime_s=0.0)
+
+    def _adopt(self, slot: Slot, child: Child) -> None:
+        slot.child = child
+        child.on_exit = partial(self._on_exit, slot, child)
         self.started_at = self.started_at or child.started_at
-        self._ctx.reaper.watch(child.pid, partial(self._on_exit, slot, child))
         self._ctx.guardian.add(child, self.spec.stop_signal, self.spec.stop_timeout_s)
         self._read_output(slot, child)
         self._ctx.changed()
@@ -242,8 +281,7 @@ class Bot:
     def _output_line(self, worker: int, pid: int, stream: str, line: str) -> None:
         log.info("worker_output", bot=self.name, worker=worker, pid=pid, stream=stream, line=line)
 
-    def _on_exit(self, slot: Slot, child: Child, returncode: int) -> None:
-        status = child.mark_exited(returncode)
+    def _on_exit(self, slot: Slot, child: Child, status: restart.Exit) -> None:
         uptime_s = child.uptime_s()
         log.info(
             "worker_exited",
@@ -321,6 +359,8 @@ class Bot:
         slots = [self._slot(worker)] if worker is not None else list(self.slots.values())
         if worker is None:
             self.stopped = True
+        if self._spawns_in_flight:  # a worker being forked now must be stopped too
+            await self._spawns_done.wait()
         for slot in slots:
             slot.held = slot.held or worker is not None
         await self._stop_all(slots)

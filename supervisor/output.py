@@ -28,6 +28,7 @@ class LineReader:
         self._on_close = on_close
         self._partial = b""
         self._loop = asyncio.get_running_loop()
+        os.set_blocking(fd, False)
         self._loop.add_reader(fd, self._readable)
 
     def _readable(self) -> None:

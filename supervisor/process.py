@@ -12,12 +12,12 @@ subprocess API would watch each child with a thread of its own).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,8 +25,7 @@ from pathlib import Path
 import anyio
 import structlog
 
-from supervisor import guardian
-from supervisor.guardian import Group, start_ticks, stat_fields
+from supervisor.guardian import start_ticks, stat_fields
 from supervisor.restart import Exit
 
 log = structlog.get_logger("supervisor.process")
@@ -67,21 +66,31 @@ def group_alive(pgid: int) -> bool:
 class Child:
     """One spawned worker process, the leader of its own process group."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], stdout_fd: int, stderr_fd: int) -> None:
-        self._popen = popen
-        self.pid = popen.pid
-        self.pgid = popen.pid
+    def __init__(
+        self,
+        pid: int,
+        stdout_fd: int,
+        stderr_fd: int,
+        reaper: Reaper,
+        *,
+        ticks: int | None = None,
+        popen: subprocess.Popen[bytes] | None = None,
+    ) -> None:
+        self.pid = self.pgid = pid
         self.stdout_fd = stdout_fd
         self.stderr_fd = stderr_fd
         self.started_at = time.monotonic()
-        self.start_ticks = start_ticks(self.pid)
+        self.start_ticks = ticks if ticks is not None else start_ticks(pid)
         self.exit: Exit | None = None
         self.exited = anyio.Event()
+        self.on_exit: Callable[[Exit], None] | None = None
+        self._popen = popen
         self._last_cpu: tuple[float, float] = (0.0, self.started_at)  # (cpu seconds, when)
         self._cpu_percent: float | None = None
+        reaper.watch(pid, self._mark_exited)
 
     @classmethod
-    def spawn(cls, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> Child:
+    def spawn(cls, argv: Sequence[str], env: Mapping[str, str], cwd: Path, reaper: Reaper) -> Child:
         """Start argv in a new process group, stdout and stderr on pipes of ours.
 
         Raises OSError if the program cannot be started (not found, not executable).
@@ -106,9 +115,7 @@ class Child:
         finally:
             os.close(out_w)
             os.close(err_w)
-        os.set_blocking(out_r, False)
-        os.set_blocking(err_r, False)
-        return cls(popen, out_r, err_r)
+        return cls(popen.pid, out_r, err_r, reaper, popen=popen)
 
     @property
     def alive(self) -> bool:
@@ -134,12 +141,14 @@ class Child:
             self._last_cpu = (cpu, now)
         return self._cpu_percent, int(rss)
 
-    def mark_exited(self, returncode: int) -> Exit:
-        """Record the status the reaper collected."""
+    def _mark_exited(self, returncode: int) -> None:
+        """The reaper collected it: record the status, then tell whoever listens."""
         self.exit = Exit.from_returncode(returncode)
-        self._popen.returncode = returncode  # so Popen never waits for it itself
+        if self._popen is not None:
+            self._popen.returncode = returncode  # so Popen never waits for it itself
         self.exited.set()
-        return self.exit
+        if self.on_exit is not None:
+            self.on_exit(self.exit)
 
     def signal(self, sig: int) -> bool:
         """Signal the worker's whole process group."""
@@ -182,15 +191,34 @@ async def end_group(pgid: int, sig: int, timeout_s: float) -> None:
 
 
 class Reaper:
-    """Collects every exited child with waitpid(-1) and dispatches it by pid."""
+    """Collects every exited child with waitpid(-1) and dispatches it by pid.
+
+    Workers forked by the fork server become our children by adoption, and
+    one may exit (and be reaped) before we know its pid. While such spawns
+    are in flight, exits of unknown pids are kept, and `watch` delivers them.
+    """
 
     def __init__(self) -> None:
         self._watched: dict[int, Callable[[int], None]] = {}
+        self._adoptions = 0
+        self._unclaimed: dict[int, int] = {}
         self.orphans_reaped = 0
 
     def watch(self, pid: int, on_exit: Callable[[int], None]) -> None:
         """Call on_exit(returncode) when pid exits; returncode < 0 means that signal."""
-        self._watched[pid] = on_exit
+        returncode = self._unclaimed.pop(pid, None)
+        if returncode is None:
+            self._watched[pid] = on_exit
+        else:
+            asyncio.get_running_loop().call_soon(on_exit, returncode)
+
+    def expect_adoption(self) -> None:
+        self._adoptions += 1
+
+    def adoption_done(self) -> None:
+        self._adoptions -= 1
+        if self._adoptions == 0:
+            self._unclaimed.clear()  # orphans of workers, nothing of ours
 
     def reap(self) -> None:
         """Run on SIGCHLD (signals merge, so loop until nothing is left)."""
@@ -203,11 +231,13 @@ class Reaper:
                 return
             returncode = os.waitstatus_to_exitcode(status)
             on_exit = self._watched.pop(pid, None)
-            if on_exit is None:
+            if on_exit is not None:
+                on_exit(returncode)
+            elif self._adoptions:
+                self._unclaimed[pid] = returncode
+            else:
                 self.orphans_reaped += 1
                 log.debug("orphan_reaped", pid=pid, exit_code=returncode)
-            else:
-                on_exit(returncode)
 
 
 async def end_strays(exclude: set[int], timeout_s: float) -> int:
@@ -242,66 +272,3 @@ def direct_children() -> set[int]:
 def _running(pid: int) -> bool:
     fields = stat_fields(pid)
     return fields is not None and fields[0] != b"Z"
-
-
-class Guardian:
-    """Our side of the guardian process (see guardian.py): spawn it, keep it told."""
-
-    def __init__(self, reaper: Reaper) -> None:
-        self._reaper = reaper
-        self._groups: dict[int, Group] = {}
-        self._popen: subprocess.Popen[bytes] | None = None
-        self._closing = False
-
-    def start(self) -> None:
-        self._popen = subprocess.Popen(
-            [sys.executable, "-I", "-S", guardian.__file__],
-            stdin=subprocess.PIPE,
-            start_new_session=True,  # ^C on our terminal must not reach it
-            close_fds=True,
-        )
-        self._reaper.watch(self._popen.pid, self._on_exit)
-        for g in self._groups.values():
-            self._send(f"add {g.pgid} {g.start_ticks} {g.signal} {g.timeout_s}")
-        log.debug("guardian_started", pid=self._popen.pid)
-
-    @property
-    def pid(self) -> int | None:
-        return self._popen.pid if self._popen else None
-
-    def add(self, child: Child, sig: int, timeout_s: float) -> None:
-        if child.start_ticks is None:
-            return
-        g = Group(child.pgid, child.start_ticks, int(sig), timeout_s)
-        self._groups[g.pgid] = g
-        self._send(f"add {g.pgid} {g.start_ticks} {g.signal} {g.timeout_s}")
-
-    def remove(self, pgid: int) -> None:
-        if self._groups.pop(pgid, None) is not None:
-            self._send(f"del {pgid}")
-
-    def groups(self) -> list[Group]:
-        return list(self._groups.values())
-
-    def close(self) -> None:
-        """Clean shutdown: the fleet is stopped, the guardian has nothing to do."""
-        self._closing = True
-        self._send("bye")
-        if self._popen and self._popen.stdin:
-            self._popen.stdin.close()
-
-    def _send(self, line: str) -> None:
-        if self._popen is None or self._popen.stdin is None:
-            return
-        # If it died, _on_exit starts another and replays the groups.
-        with contextlib.suppress(BrokenPipeError, ValueError):
-            os.write(self._popen.stdin.fileno(), line.encode() + b"\n")
-
-    def _on_exit(self, returncode: int) -> None:
-        if self._popen is not None:
-            self._popen.returncode = returncode
-            if self._popen.stdin:
-                self._popen.stdin.close()
-        if not self._closing:
-            log.warning("guardian_exited", exit_code=returncode)
-            self.start()

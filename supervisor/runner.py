@@ -1,9 +1,11 @@
-"""Runs a bot given as `module = "package.module:function"`.
+"""Runs a bot given as `module = "package.module:function"` or `"package.module"`.
 
-    python -m supervisor.runner package.module:function [ARGS...]
+    python -m supervisor.runner package.module:function
 
-The function is called with no arguments; if it returns a coroutine, that
-runs under asyncio. An int result is the exit code.
+A function is called with no arguments; if it returns a coroutine, that runs
+under asyncio; an int result is the exit code. A bare module runs as
+`__main__`, as `python -m` would. The fork server (forkserver.py) runs
+workers through `run_target` too, so both ways of starting behave alike.
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import runpy
 import sys
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) < 2 or ":" not in argv[1]:
-        print("usage: python -m supervisor.runner package.module:function", file=sys.stderr)
-        return 2
-    module_name, _, func_name = argv[1].partition(":")
-    sys.argv = [argv[1], *argv[2:]]
+def run_target(spec: str) -> int:
+    """Run the bot and return its exit code (SystemExit passes through)."""
+    if ":" not in spec:
+        runpy.run_module(spec, run_name="__main__", alter_sys=True)
+        return 0
+    module_name, _, func_name = spec.partition(":")
     func = getattr(importlib.import_module(module_name), func_name)
     result = func()
     if inspect.isawaitable(result):
@@ -29,6 +32,14 @@ def main(argv: list[str]) -> int:
 
 async def _await(awaitable: object) -> object:
     return await awaitable  # type: ignore[misc]
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print("usage: python -m supervisor.runner package.module[:function]", file=sys.stderr)
+        return 2
+    sys.argv = [argv[1], *argv[2:]]
+    return run_target(argv[1])
 
 
 if __name__ == "__main__":

@@ -27,10 +27,11 @@ import structlog
 from supervisor import __version__, guardian, protocol, state
 from supervisor.client import control_path
 from supervisor.commands import Commands
-from supervisor.config import Config
+from supervisor.config import Config, SpawnMode
 from supervisor.errors import AlreadyRunningError, CommandError, ProtocolError
 from supervisor.fleet import Bot, FleetContext, base_env
-from supervisor.process import Guardian, Reaper, become_subreaper, end_strays
+from supervisor.helpers import ForkServer, Guardian
+from supervisor.process import Reaper, become_subreaper, end_strays
 from supervisor.transport import ControlServer, endpoint, new_context
 
 log = structlog.get_logger("supervisor")
@@ -47,6 +48,7 @@ class Supervisor:
         self.run_dir = config.supervisor.run_dir
         self.reaper = Reaper()
         self.guardian = Guardian(self.reaper)
+        self.fork_server = ForkServer(self.reaper)
         self.bots: dict[str, Bot] = {}
         self.pins: dict[str, int] = {}
         self.started_at = time.monotonic()
@@ -68,6 +70,8 @@ class Supervisor:
             self._end_leftovers()
             self._install_signals()
             self.guardian.start()
+            if any(b.spawn is SpawnMode.FORK_SERVER for b in self.config.bots.values()):
+                self.fork_server.start()
             control = ControlServer(context, control_path(self.run_dir))
             async with anyio.create_task_group() as tg:
                 self._build_fleet(tg)
@@ -84,6 +88,7 @@ class Supervisor:
             if control is not None:
                 control.close()
             context.term()  # waits for the sockets' linger: the last replies get out
+            self.fork_server.close()
             self.guardian.close()
             self._save()
             self._remove_signals()
@@ -124,7 +129,7 @@ class Supervisor:
                 "SUPERVISOR_CONTROL": endpoint(control_path(self.run_dir)),
             }
         )
-        ctx = FleetContext(self.reaper, self.guardian, tg, env, self.mark_dirty)
+        ctx = FleetContext(self.reaper, self.guardian, self.fork_server, tg, env, self.mark_dirty)
         for name, spec in self.config.bots.items():
             self.bots[name] = Bot(spec, ctx, self.pins.get(name))
 
@@ -137,7 +142,8 @@ class Supervisor:
         if scope.cancelled_caught:
             log.warning("shutdown_timed_out", after_s=self.config.supervisor.shutdown_timeout_s)
             await self._kill_everything()
-        strays = await end_strays({self.guardian.pid or -1}, _STRAY_TIMEOUT_S)
+        helpers = {self.guardian.pid or -1, self.fork_server.pid or -1}
+        strays = await end_strays(helpers, _STRAY_TIMEOUT_S)
         if strays:
             log.info("strays_ended", count=strays)
         self.fleet_down.set()

@@ -113,6 +113,7 @@ def test_status_json_matches_the_real_processes(sup: Supervisor) -> None:
         f"""
 [bots.echo]
 module = "bots.echo:main"
+spawn = "exec"  # /proc/PID/environ of a forked worker shows the fork server's
 workers = 2
 cwd = "{REPO}"
 env = {{ GREETING = "hi" }}

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.config import Backoff, BotConfig, RestartMode
+from supervisor.config import Backoff, BotConfig, RestartMode, SpawnMode
 from supervisor.restart import Action, Exit, History, backoff_delay, decide
 
 BACKOFF = Backoff(initial_s=1.0, factor=2.0, max_s=8.0, jitter=0.0, reset_after_s=10.0)
 BOT = BotConfig(
     name="b",
     argv=("true",),
+    module="",
+    spawn=SpawnMode.EXEC,
     workers=1,
     env={},
     cwd=Path("/"),

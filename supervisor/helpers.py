@@ -1,0 +1,234 @@
+"""The supervisor's two helper processes, seen from the supervisor.
+
+    Guardian     ends the fleet's process groups if we die without doing so (guardian.py)
+    ForkServer   forks Python module bots from a warm interpreter (forkserver.py)
+
+Both are our children, started at start-up and started again if they die.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import structlog
+
+from supervisor import guardian
+from supervisor.guardian import Group
+from supervisor.process import Child, Reaper
+
+log = structlog.get_logger("supervisor.helpers")
+
+SPAWN_TIMEOUT_S = 10.0
+_SOCKET_BUFFER_BYTES = 1 << 20
+
+
+class Guardian:
+    """Our side of the guardian process (see guardian.py): spawn it, keep it told."""
+
+    def __init__(self, reaper: Reaper) -> None:
+        self._reaper = reaper
+        self._groups: dict[int, Group] = {}
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._popen = subprocess.Popen(
+            [sys.executable, "-I", "-S", guardian.__file__],
+            stdin=subprocess.PIPE,
+            start_new_session=True,  # ^C on our terminal must not reach it
+            close_fds=True,
+        )
+        self._reaper.watch(self._popen.pid, self._on_exit)
+        for g in self._groups.values():
+            self._send(f"add {g.pgid} {g.start_ticks} {g.signal} {g.timeout_s}")
+        log.debug("guardian_started", pid=self._popen.pid)
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen else None
+
+    def add(self, child: Child, sig: int, timeout_s: float) -> None:
+        if child.start_ticks is None:
+            return
+        g = Group(child.pgid, child.start_ticks, int(sig), timeout_s)
+        self._groups[g.pgid] = g
+        self._send(f"add {g.pgid} {g.start_ticks} {g.signal} {g.timeout_s}")
+
+    def remove(self, pgid: int) -> None:
+        if self._groups.pop(pgid, None) is not None:
+            self._send(f"del {pgid}")
+
+    def groups(self) -> list[Group]:
+        return list(self._groups.values())
+
+    def close(self) -> None:
+        """Clean shutdown: the fleet is stopped, the guardian has nothing to do."""
+        self._closing = True
+        self._send("bye")
+        if self._popen and self._popen.stdin:
+            self._popen.stdin.close()
+
+    def _send(self, line: str) -> None:
+        if self._popen is None or self._popen.stdin is None:
+            return
+        # If it died, _on_exit starts another and replays the groups.
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            os.write(self._popen.stdin.fileno(), line.encode() + b"\n")
+
+    def _on_exit(self, returncode: int) -> None:
+        if self._popen is not None:
+            self._popen.returncode = returncode
+            if self._popen.stdin:
+                self._popen.stdin.close()
+        if not self._closing:
+            log.warning("guardian_exited", exit_code=returncode)
+            self.start()
+
+
+class ForkServer:
+    """Our side of the fork server (see forkserver.py)."""
+
+    def __init__(self, reaper: Reaper) -> None:
+        self._reaper = reaper
+        self._sock: socket.socket | None = None
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._pending: dict[int, _Pending] = {}
+        self._ids = itertools.count(1)
+        self._closing = False
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen else None
+
+    def start(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for s in (ours, theirs):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER_BYTES)
+        with theirs:
+            self._popen = subprocess.Popen(
+                [sys.executable, "-m", "supervisor.forkserver", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # ^C on our terminal must not reach it
+            )
+        ours.setblocking(False)
+        self._sock = ours
+        asyncio.get_running_loop().add_reader(ours.fileno(), self._on_readable)
+        self._reaper.watch(self._popen.pid, self._on_exit)
+        log.debug("fork_server_started", pid=self._popen.pid)
+
+    async def spawn(
+        self,
+        target: str,
+        env: Mapping[str, str],
+        cwd: Path,
+        title: str,
+        stop: tuple[int, float],
+    ) -> Child:
+        """Fork a worker that runs `target` as `python -m supervisor.runner` would.
+
+        Raises OSError if the fork server cannot start it.
+        """
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        request_id = next(self._ids)
+        request = {
+            "id": request_id,
+            "target": target,
+            "argv": [target],
+            "env": dict(env),
+            "cwd": str(cwd),
+            "title": title,
+            "signal": int(stop[0]),
+            "timeout_s": stop[1],
+        }
+        pending = self._pending[request_id] = _Pending()
+        self._reaper.expect_adoption()
+        try:
+            try:
+                await self._send(json.dumps(request).encode(), [out_w, err_w])
+            finally:
+                os.close(out_w)
+                os.close(err_w)
+            with anyio.fail_after(SPAWN_TIMEOUT_S):
+                await pending.done.wait()
+            if "error" in pending.reply:
+                raise OSError(f"fork server: {pending.reply['error']}")
+            pid, ticks = int(pending.reply["pid"]), int(pending.reply["start_ticks"])
+            return Child(pid, out_r, err_r, self._reaper, ticks=ticks or None)
+        except BaseException:
+            os.close(out_r)
+            os.close(err_r)
+            raise
+        finally:
+            del self._pending[request_id]
+            self._reaper.adoption_done()
+
+    async def _send(self, payload: bytes, fds: Sequence[int]) -> None:
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
+        while True:
+            if self._sock is None:
+                raise OSError("the fork server is not running")
+            try:
+                self._sock.sendmsg([payload], rights)
+                return
+            except BlockingIOError:
+                await anyio.wait_writable(self._sock)
+
+    def _on_readable(self) -> None:
+        while self._sock is not None:
+            try:
+                data = self._sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._disconnect()
+                return
+            reply: dict[str, Any] = json.loads(data)
+            pending = self._pending.get(reply.get("id", -1))
+            if pending is not None:
+                pending.reply = reply
+                pending.done.set()
+
+    def _disconnect(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(RuntimeError):  # the loop may be closing
+                asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+        for pending in self._pending.values():
+            pending.reply = {"error": "the fork server exited"}
+            pending.done.set()
+
+    def close(self) -> None:
+        """Clean shutdown; the fork server exits when its socket closes."""
+        self._closing = True
+        self._disconnect()
+
+    def _on_exit(self, returncode: int) -> None:
+        if self._popen is not None:
+            self._popen.returncode = returncode
+        self._disconnect()
+        if not self._closing:
+            log.warning("fork_server_exited", exit_code=returncode)
+            self.start()
+
+
+class _Pending:
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.reply: dict[str, Any] = {}
