@@ -88,16 +88,20 @@ def _request(args: argparse.Namespace, cmd: str, timeout_s: float, **kw: Any) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    from supervisor import config, logs
+    from supervisor import config, forkserver
 
     cfg = config.load(_config_path(args))
-    logs.configure(cfg.supervisor.log_level, cfg.supervisor.log_format)
+    # The fork server warms up (its own imports) while we import the loop below.
+    wants_fork_server = any(b.spawn == "fork-server" for b in cfg.bots.values())
+    early = forkserver.launch() if wants_fork_server else None
 
     import anyio
 
+    from supervisor import logs
     from supervisor.supervisor import Supervisor
 
-    anyio.run(Supervisor(cfg).run, backend="asyncio")
+    logs.configure(cfg.supervisor.log_level, cfg.supervisor.log_format)
+    anyio.run(Supervisor(cfg, early).run, backend="asyncio")
     return ExitCode.OK
 
 

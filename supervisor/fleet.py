@@ -194,7 +194,8 @@ class Bot:
             if self._due(slot, time.monotonic()):
                 self._spawn(slot)
                 spawned += 1
-                if spawned % _SPAWNS_PER_TICK == 0:
+                exec_spawns = self.spec.spawn is SpawnMode.EXEC  # forks are queued, not done here
+                if exec_spawns and spawned % _SPAWNS_PER_TICK == 0:
                     await anyio.lowlevel.checkpoint()
         for slot in sorted(self.slots.values(), key=lambda s: -s.index):
             if slot.index < self.target:

@@ -16,9 +16,10 @@ subreaper among its ancestors: the supervisor. So it becomes the
 supervisor's child and its exit reaches the supervisor's reaper like any
 other; this process never waits for workers.
 
-    request  JSON {"id", "target", "argv", "env", "cwd", "title", "signal", "timeout_s"},
-             with the worker's stdout and stderr write ends attached (SCM_RIGHTS)
-    reply    JSON {"id", "pid", "start_ticks"} or {"id", "error"}
+    request  JSON list of {"id", "target", "argv", "env", "cwd", "title", "signal",
+             "timeout_s"}, with each worker's stdout and stderr write ends attached
+             (SCM_RIGHTS, in order); one intermediate forks the whole batch
+    reply    JSON list of {"id", "pid", "start_ticks"} or {"id", "error"}
 
 The server is single-threaded (forking a threaded process is unsafe) and
 imports nothing of the supervisor's loop. If its socket closes, the
@@ -30,93 +31,148 @@ from __future__ import annotations
 
 import array
 import contextlib
+import gc
 import io
 import json
 import os
 import socket
+import subprocess
 import sys
-import traceback
+import time
 from typing import Any, NoReturn
 
-from supervisor import runner
 from supervisor.guardian import Group, end_groups, start_ticks
 
-MAX_REQUEST_BYTES = 1 << 20
-_FDS_PER_REQUEST = 2
+MAX_BATCH_BYTES = 1 << 20
+_ADOPTION_WAIT_S = 5.0
+MAX_BATCH = 100  # two fds each; SCM_RIGHTS carries at most 253 per message
 _PRUNE_EVERY = 256
 
 
+def launch() -> tuple[subprocess.Popen[bytes], socket.socket]:
+    """Start a fork server; returns it and our end of its socket.
+
+    `supervisor run` calls this first thing, so the fork server warms up while
+    the supervisor itself is still importing its loop.
+    """
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with theirs:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "supervisor.forkserver", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # ^C on the supervisor's terminal must not reach it
+        )
+    return popen, ours
+
+
 def main() -> int:
+    from supervisor import runner  # noqa: F401, PLC0415  (imported once here; workers inherit it)
+
     sock = socket.socket(fileno=int(sys.argv[1]))
+    # Before any worker clears its environment: setproctitle needs the original one once.
+    _set_title("supervisor: fork server")
+    gc.freeze()  # what is imported now stays shared: workers' collections never touch it
     groups: dict[int, Group] = {}
     served = 0
     while True:
         try:
-            msg, ancdata, _, _ = sock.recvmsg(
-                MAX_REQUEST_BYTES, socket.CMSG_SPACE(_FDS_PER_REQUEST * 4)
-            )
+            msg, ancdata, _, _ = sock.recvmsg(MAX_BATCH_BYTES, socket.CMSG_SPACE(MAX_BATCH * 8))
         except InterruptedError:
             continue
         if not msg:
             break
         fds = _received_fds(ancdata)
         try:
-            reply = _serve(json.loads(msg), fds, groups)
+            replies = _serve(json.loads(msg), fds, groups)
         except (ValueError, KeyError, TypeError, OSError) as e:
-            reply = {"id": _id_of(msg), "error": f"{type(e).__name__}: {e}"}
+            replies = [{"id": i, "error": f"{type(e).__name__}: {e}"} for i in _ids_of(msg)]
         finally:
             for fd in fds:
                 os.close(fd)
-        sock.send(json.dumps(reply).encode())
-        served += 1
-        if served % _PRUNE_EVERY == 0:
+        sock.send(json.dumps(replies).encode())
+        served += len(replies)
+        if served % _PRUNE_EVERY < len(replies):
             _prune(groups)
     end_groups(groups.values())
     return 0
 
 
-def _serve(req: dict[str, Any], fds: list[int], groups: dict[int, Group]) -> dict[str, Any]:
-    if len(fds) != _FDS_PER_REQUEST:
-        raise ValueError("expected the stdout and stderr pipes")
+def _serve(
+    batch: list[dict[str, Any]], fds: list[int], groups: dict[int, Group]
+) -> list[dict[str, Any]]:
+    """Fork one intermediate for the batch; it forks each worker and reports them."""
+    if len(fds) != 2 * len(batch):
+        raise ValueError("expected a stdout and a stderr pipe per worker")
     r, w = os.pipe()
     try:
         middle = os.fork()
         if middle == 0:
-            _intermediate(req, fds, w)
+            _intermediate(batch, fds, w)
         os.close(w)
         w = -1
-        words = os.read(r, 64).split()  # one short write, or end of file if it failed
+        with os.fdopen(r, "rb", closefd=False) as f:  # until the intermediate is gone
+            lines = f.read().splitlines()
         os.waitpid(middle, 0)
     finally:
         os.close(r)
         if w >= 0:
             os.close(w)
-    if len(words) != 2:
-        raise OSError("the worker could not be started")
-    pid, ticks = int(words[0]), int(words[1])
-    groups[pid] = Group(pid, ticks, int(req["signal"]), float(req["timeout_s"]))
-    return {"id": req["id"], "pid": pid, "start_ticks": ticks}
+    started = dict(line.split(b" ", 1) for line in lines)
+    replies: list[dict[str, Any]] = []
+    for req in batch:
+        pid_ticks = started.get(str(req["id"]).encode(), b"").split()
+        if len(pid_ticks) != 2:
+            replies.append({"id": req["id"], "error": "the worker could not be started"})
+            continue
+        pid, ticks = int(pid_ticks[0]), int(pid_ticks[1])
+        groups[pid] = Group(pid, ticks, int(req["signal"]), float(req["timeout_s"]))
+        replies.append({"id": req["id"], "pid": pid, "start_ticks": ticks})
+    return replies
 
 
-def _intermediate(req: dict[str, Any], fds: list[int], w: int) -> NoReturn:
+def _intermediate(batch: list[dict[str, Any]], fds: list[int], w: int) -> NoReturn:
     try:
-        pid = os.fork()
-        if pid == 0:
-            os.close(w)
-            _become_worker(req, fds)
-        os.write(w, f"{pid} {start_ticks(pid) or 0}".encode())
+        me = os.getpid()
+        gate_r, gate_w = os.pipe()  # at end of file, this process is gone
+        for n, req in enumerate(batch):
+            pid = os.fork()
+            if pid == 0:
+                # Its own group at once: a stop sent to the group must never miss it.
+                os.setpgid(0, 0)
+                os.close(w)
+                os.close(gate_w)
+                _wait_adopted(gate_r, me)
+                _become_worker(req, fds[2 * n : 2 * n + 2])
+            with contextlib.suppress(OSError):  # set from both sides, as shells do
+                os.setpgid(pid, pid)
+            os.write(w, f"{req['id']} {pid} {start_ticks(pid) or 0}\n".encode())
     finally:
         os._exit(0)
+
+
+def _wait_adopted(gate: int, intermediate: int) -> None:
+    """Run the bot only once the supervisor is our parent, as it is for an exec'd worker."""
+    os.read(gate, 1)  # end of file: the intermediate has exited
+    os.close(gate)
+    deadline = time.monotonic() + _ADOPTION_WAIT_S
+    # Its files close a moment before it is unlinked from its children; wait out that moment.
+    while os.getppid() == intermediate and time.monotonic() < deadline:
+        time.sleep(0.0001)
 
 
 def _become_worker(req: dict[str, Any], fds: list[int]) -> NoReturn:
     code = 1
     try:
         _set_up(req, fds)
+        from supervisor import runner  # noqa: PLC0415  (already imported by main)
+
         code = runner.run_target(req["target"])
     except SystemExit as e:
         code = _exit_code(e.code)
     except BaseException:
+        import traceback  # noqa: PLC0415
+
         traceback.print_exc()
     finally:
         for stream in (sys.stdout, sys.stderr):
@@ -127,7 +183,6 @@ def _become_worker(req: dict[str, Any], fds: list[int]) -> NoReturn:
 
 def _set_up(req: dict[str, Any], fds: list[int]) -> None:
     """Make this forked child look like `python -m supervisor.runner TARGET` started fresh."""
-    os.setpgid(0, 0)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(fds[0], 1)
@@ -141,12 +196,16 @@ def _set_up(req: dict[str, Any], fds: list[int]) -> None:
     sys.path[0:1] = [os.getcwd(), *extra]
     sys.argv = list(req["argv"])
     _reopen_stdio(bool(env.get("PYTHONUNBUFFERED")))
+    _set_title(req["title"])
+
+
+def _set_title(title: str) -> None:
+    """What `ps` shows; without it every worker would show the fork server's command line."""
     try:
         import setproctitle  # noqa: PLC0415
-
-        setproctitle.setproctitle(req["title"])
     except ImportError:
-        pass
+        return
+    setproctitle.setproctitle(title)
 
 
 def _reopen_stdio(unbuffered: bool) -> None:
@@ -177,11 +236,11 @@ def _received_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
     return list(fds)
 
 
-def _id_of(msg: bytes) -> object:
+def _ids_of(msg: bytes) -> list[object]:
     try:
-        return json.loads(msg).get("id")
-    except (ValueError, AttributeError):
-        return None
+        return [req.get("id") for req in json.loads(msg)]
+    except (ValueError, AttributeError, TypeError):
+        return []
 
 
 def _prune(groups: dict[int, Group]) -> None:

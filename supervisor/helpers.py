@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import structlog
 
-from supervisor import guardian
+from supervisor import forkserver, guardian
 from supervisor.guardian import Group
 from supervisor.process import Child, Reaper
 
@@ -32,6 +33,8 @@ log = structlog.get_logger("supervisor.helpers")
 
 SPAWN_TIMEOUT_S = 10.0
 _SOCKET_BUFFER_BYTES = 1 << 20
+_MAX_BATCH = 32  # small batches: each one is adopted as soon as it is forked (limit: 100)
+_MAX_BATCH_BYTES = 128 << 10
 
 
 class Guardian:
@@ -106,23 +109,18 @@ class ForkServer:
         self._popen: subprocess.Popen[bytes] | None = None
         self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count(1)
+        self._queue: list[_Pending] = []
+        self._flushing = False
         self._closing = False
 
     @property
     def pid(self) -> int | None:
         return self._popen.pid if self._popen else None
 
-    def start(self) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        for s in (ours, theirs):
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER_BYTES)
-        with theirs:
-            self._popen = subprocess.Popen(
-                [sys.executable, "-m", "supervisor.forkserver", str(theirs.fileno())],
-                pass_fds=[theirs.fileno()],
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # ^C on our terminal must not reach it
-            )
+    def start(self, launched: tuple[subprocess.Popen[bytes], socket.socket] | None = None) -> None:
+        """Adopt a fork server launched early (forkserver.launch), or launch one now."""
+        self._popen, ours = launched or forkserver.launch()
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER_BYTES)
         ours.setblocking(False)
         self._sock = ours
         asyncio.get_running_loop().add_reader(ours.fileno(), self._on_readable)
@@ -139,6 +137,7 @@ class ForkServer:
     ) -> Child:
         """Fork a worker that runs `target` as `python -m supervisor.runner` would.
 
+        Spawns asked for in the same pass of the loop go out as one batch.
         Raises OSError if the fork server cannot start it.
         """
         out_r, out_w = os.pipe()
@@ -154,14 +153,13 @@ class ForkServer:
             "signal": int(stop[0]),
             "timeout_s": stop[1],
         }
-        pending = self._pending[request_id] = _Pending()
+        pending = _Pending(request, [out_w, err_w])
+        self._pending[request_id] = pending
+        self._queue.append(pending)
         self._reaper.expect_adoption()
         try:
-            try:
-                await self._send(json.dumps(request).encode(), [out_w, err_w])
-            finally:
-                os.close(out_w)
-                os.close(err_w)
+            if not self._flushing:
+                await self._flush()
             with anyio.fail_after(SPAWN_TIMEOUT_S):
                 await pending.done.wait()
             if "error" in pending.reply:
@@ -173,8 +171,31 @@ class ForkServer:
             os.close(err_r)
             raise
         finally:
+            pending.close_fds()
             del self._pending[request_id]
             self._reaper.adoption_done()
+
+    async def _flush(self) -> None:
+        """Send what is queued, in batches; first let the rest of this pass queue up."""
+        self._flushing = True
+        try:
+            await anyio.lowlevel.checkpoint()
+            while self._queue:
+                batch = self._queue[:_MAX_BATCH]
+                payload = json.dumps([p.request for p in batch]).encode()
+                while len(batch) > 1 and len(payload) > _MAX_BATCH_BYTES:
+                    batch = batch[: len(batch) // 2]
+                    payload = json.dumps([p.request for p in batch]).encode()
+                await self._send(payload, [fd for p in batch for fd in p.fds])
+                del self._queue[: len(batch)]
+                for p in batch:
+                    p.close_fds()  # the fork server holds its own copies now
+        except OSError as e:
+            for p in self._queue:
+                p.fail(str(e))
+            self._queue.clear()
+        finally:
+            self._flushing = False
 
     async def _send(self, payload: bytes, fds: Sequence[int]) -> None:
         rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
@@ -190,7 +211,7 @@ class ForkServer:
     def _on_readable(self) -> None:
         while self._sock is not None:
             try:
-                data = self._sock.recv(65536)
+                data = self._sock.recv(_MAX_BATCH_BYTES)
             except BlockingIOError:
                 return
             except OSError:
@@ -198,11 +219,11 @@ class ForkServer:
             if not data:
                 self._disconnect()
                 return
-            reply: dict[str, Any] = json.loads(data)
-            pending = self._pending.get(reply.get("id", -1))
-            if pending is not None:
-                pending.reply = reply
-                pending.done.set()
+            for reply in json.loads(data):
+                pending = self._pending.get(reply.get("id", -1))
+                if pending is not None:
+                    pending.reply = reply
+                    pending.done.set()
 
     def _disconnect(self) -> None:
         if self._sock is not None:
@@ -211,8 +232,8 @@ class ForkServer:
             self._sock.close()
             self._sock = None
         for pending in self._pending.values():
-            pending.reply = {"error": "the fork server exited"}
-            pending.done.set()
+            pending.fail("the fork server exited")
+        self._queue.clear()
 
     def close(self) -> None:
         """Clean shutdown; the fork server exits when its socket closes."""
@@ -229,6 +250,19 @@ class ForkServer:
 
 
 class _Pending:
-    def __init__(self) -> None:
+    """One spawn asked of the fork server, until its reply arrives."""
+
+    def __init__(self, request: dict[str, Any], fds: list[int]) -> None:
+        self.request = request
+        self.fds = fds  # the worker's stdout and stderr write ends, until sent
         self.done = anyio.Event()
         self.reply: dict[str, Any] = {}
+
+    def fail(self, error: str) -> None:
+        self.reply = {"error": error}
+        self.done.set()
+
+    def close_fds(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []

@@ -16,6 +16,8 @@ import contextlib
 import fcntl
 import os
 import signal
+import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -42,9 +44,17 @@ _KILL_WAIT_S = 5.0
 _REPLY_WAIT_S = 2.0  # at shutdown, for the last replies to get out
 
 
+EarlyForkServer = tuple[subprocess.Popen[bytes], socket.socket]
+
+
+def uses_fork_server(config: Config) -> bool:
+    return any(b.spawn is SpawnMode.FORK_SERVER for b in config.bots.values())
+
+
 class Supervisor:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, early_fork_server: EarlyForkServer | None = None) -> None:
         self.config = config
+        self._early_fork_server = early_fork_server
         self.run_dir = config.supervisor.run_dir
         self.reaper = Reaper()
         self.guardian = Guardian(self.reaper)
@@ -68,10 +78,10 @@ class Supervisor:
         control: ControlServer | None = None
         try:
             self._end_leftovers()
-            self._install_signals()
             self.guardian.start()
-            if any(b.spawn is SpawnMode.FORK_SERVER for b in self.config.bots.values()):
-                self.fork_server.start()
+            if uses_fork_server(self.config):
+                self.fork_server.start(self._early_fork_server)
+            self._install_signals()  # reaps at once anything that already exited
             control = ControlServer(context, control_path(self.run_dir))
             async with anyio.create_task_group() as tg:
                 self._build_fleet(tg)
@@ -267,5 +277,6 @@ class Supervisor:
             "uptime_s": round(time.monotonic() - self.started_at, 3),
             "config": str(self.config.path),
             "run_dir": str(self.run_dir),
+            "helpers": {"guardian": self.guardian.pid, "fork_server": self.fork_server.pid},
             "rejected_frames": dict(self.rejected_frames),
         }

@@ -23,7 +23,10 @@ def main() -> int:
     out = os.environ["PROBE_DIR"]
     with open(f"{out}/{os.environ['SUPERVISOR_BOT']}.{slot}.json.tmp", "w") as f:
         json.dump(report, f)
-    os.rename(f"{out}/{os.environ['SUPERVISOR_BOT']}.{slot}.json.tmp", f"{out}/{os.environ['SUPERVISOR_BOT']}.{slot}.json")
+    os.rename(
+        f"{out}/{os.environ['SUPERVISOR_BOT']}.{slot}.json.tmp",
+        f"{out}/{os.environ['SUPERVISOR_BOT']}.{slot}.json",
+    )
     print(f"probe {slot} up")
     print(f"probe {slot} err", file=sys.stderr)
     action = os.environ.get("PROBE_THEN", "wait")

@@ -50,7 +50,10 @@ def test_forked_and_execed_workers_see_the_same_world(sup: Supervisor) -> None:
         assert forked["cwd"] == str(REPO)
         assert forked["argv"] == ["tests.bots.probe:main"]
         assert forked["stdin"] == ""
-    assert sup.pids("forked") == {0: report(sup, "forked", 0)["pid"], 1: report(sup, "forked", 1)["pid"]}
+    assert sup.pids("forked") == {
+        0: report(sup, "forked", 0)["pid"],
+        1: report(sup, "forked", 1)["pid"],
+    }
 
 
 def test_forked_worker_output_and_environment(sup: Supervisor) -> None:
@@ -91,7 +94,11 @@ env = {{ PROBE_DIR = "{sup.dir}", PROBE_THEN = "raise" }}
     sup.start()
     exits = wait_until(lambda: len(e := sup.events("worker_exited")) == 2 and e, what="both exits")
     assert {e["bot"]: e["exit_code"] for e in exits} == {"three": 3, "boom": 1}
-    errors = [e["line"] for e in sup.events("worker_output") if e["bot"] == "boom" and e["stream"] == "stderr"]
+    errors = [
+        e["line"]
+        for e in sup.events("worker_output")
+        if e["bot"] == "boom" and e["stream"] == "stderr"
+    ]
     assert "RuntimeError: probe failed on purpose" in errors
 
 
@@ -104,6 +111,33 @@ def test_killed_forked_worker_is_replaced(sup: Supervisor) -> None:
     sup.start()
     before = sup.wait_running("forked", 2)
     os.kill(before[0], signal.SIGKILL)
-    after = wait_until(lambda: (p := sup.pids("forked")).get(0, before[0]) != before[0] and len(p) == 2 and p)
+    after = wait_until(
+        lambda: (p := sup.pids("forked")).get(0, before[0]) != before[0] and len(p) == 2 and p
+    )
     assert after[1] == before[1]
     assert sup.bot("forked")["restarts"] == 1
+
+
+def test_a_dead_fork_server_is_started_again(sup: Supervisor) -> None:
+    """If the fork server dies, running workers are untouched and the next spawn starts a new one."""
+    import os
+    import signal
+
+    import psutil
+
+    sup.configure(probes(sup, {"forked": ""}))
+    sup.start()
+    before = sup.wait_running("forked", 2)
+
+    def fork_server() -> int:
+        pid: int = sup.status()["supervisor"]["helpers"]["fork_server"]
+        return pid
+
+    server = fork_server()
+    assert psutil.Process(server).cmdline()[0] == "supervisor: fork server"
+    os.kill(server, signal.SIGKILL)
+    wait_until(lambda: fork_server() not in (server, None), what="a new fork server")
+    assert sup.pids("forked") == before
+    os.kill(before[1], signal.SIGKILL)
+    wait_until(lambda: sup.pids("forked").get(1, before[1]) != before[1], what="the replacement")
+    assert sup.events("fork_server_exited")[0]["exit_code"] == -signal.SIGKILL

@@ -172,3 +172,23 @@ def _children_cmdlines(pid: int) -> dict[int, str]:
     import psutil
 
     return {p.pid: " ".join(p.cmdline()) for p in psutil.Process(pid).children()}
+
+
+def test_second_interrupt_kills_at_once(sup: Supervisor) -> None:
+    """A second SIGINT during a graceful shutdown SIGKILLs what is left instead of waiting."""
+    sup.configure(
+        """
+[bots.stubborn]
+command = ["sh", "-c", "trap '' TERM INT; exec sleep 1000"]
+stop_timeout_s = "60s"
+""",
+        shutdown_timeout_s=120,
+    )
+    sup.start()
+    pid = sup.wait_running("stubborn", 1)[0]
+    os.kill(sup.pid, signal.SIGINT)
+    wait_until(lambda: sup.events("shutdown_requested"), what="the shutdown to begin")
+    os.kill(sup.pid, signal.SIGINT)
+    assert sup.wait_exit(timeout_s=30) == 0
+    assert not pid_alive(pid)
+    assert sup.events("shutdown_forced")
