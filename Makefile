@@ -33,6 +33,7 @@ format: install
 	$(BIN)/ruff format supervisor bots tests bench
 
 bench: install
+	bash bench/baselines/install.sh
 	$(BIN)/python bench/lifecycle.py
 
 clean:

@@ -69,6 +69,7 @@ class Fleet(abc.ABC):
     """One supervisor (ours or a baseline) running one bot `w` of n workers."""
 
     name: str
+    kinds: frozenset[str] = frozenset({"python", "sleep"})  # the workers it can run
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="bench-", dir="/tmp"))

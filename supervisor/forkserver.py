@@ -70,6 +70,7 @@ def main() -> int:
     from supervisor import runner  # noqa: F401, PLC0415  (imported once here; workers inherit it)
 
     sock = socket.socket(fileno=int(sys.argv[1]))
+    os.chdir("/")  # never pin the supervisor's directory; each worker goes to its own cwd
     # Before any worker clears its environment: setproctitle needs the original one once.
     _set_title("supervisor: fork server")
     gc.freeze()  # what is imported now stays shared: workers' collections never touch it

@@ -116,6 +116,7 @@ def parse(line: bytes, groups: dict[int, Group]) -> bool:
 
 
 def main() -> int:
+    os.chdir("/")  # never pin the directory the supervisor was started in
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTSTP):
         signal.signal(sig, signal.SIG_IGN)
     groups: dict[int, Group] = {}

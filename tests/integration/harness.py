@@ -181,4 +181,21 @@ class Supervisor:
         if state.exists():
             with contextlib.suppress(ValueError, TypeError):
                 end_groups(Group(**g) for g in json.loads(state.read_text()).get("groups", []))
+        # The guardian may still be finishing its work after a kill -9.
+        with contextlib.suppress(AssertionError):
+            wait_until(lambda: not self._leaked(), timeout_s=5.0, what="nothing left")
+        leaked = self._leaked()
+        for p in leaked:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+        assert not leaked, f"processes left behind: {[p.info for p in leaked]}"
+
+    def _leaked(self) -> list[psutil.Process]:
+        """Live processes whose working directory is ours: workers default to it."""
+        found = []
+        for p in psutil.process_iter(["pid", "cwd", "cmdline"]):
+            cwd = p.info["cwd"] or ""
+            if (cwd == str(self.dir) or cwd.startswith(f"{self.dir}/")) and pid_alive(p.pid):
+                found.append(p)
+        return found

@@ -14,8 +14,10 @@ from tests.integration.harness import Supervisor, pid_alive, wait_until
 from tests.unit.test_config import BAD_CONFIGS
 
 
-def family_config(sup: Supervisor) -> str:
-    """Bots whose workers each start a grandchild in their group and one that escapes with setsid."""
+def family_config(sup: Supervisor, escaped: bool = True) -> str:
+    """Bots whose workers each start a grandchild in their group and (unless told not to) one
+    that escapes it with setsid: only a graceful stop can find that one, as our orphan."""
+    escape = f"setsid sleep 1001 & echo $! > {sup.dir}/esc.$SUPERVISOR_WORKER; " if escaped else ""
     return f"""
 [bots.first]
 command = ["sh", "-c", "sleep 1000 & echo $! > {sup.dir}/gc.first.$SUPERVISOR_WORKER; wait"]
@@ -23,7 +25,7 @@ workers = 2
 stop_timeout_s = "3s"
 
 [bots.second]
-command = ["sh", "-c", "setsid sleep 1001 & echo $! > {sup.dir}/esc.$SUPERVISOR_WORKER; sleep 1000 & echo $! > {sup.dir}/gc.second.$SUPERVISOR_WORKER; wait"]
+command = ["sh", "-c", "{escape}sleep 1000 & echo $! > {sup.dir}/gc.second.$SUPERVISOR_WORKER; wait"]
 workers = 2
 stop_timeout_s = "3s"
 """
@@ -72,7 +74,7 @@ def test_sigterm_stops_bots_in_reverse_order(sup: Supervisor) -> None:
 def test_kill9_of_the_supervisor_ends_the_fleet(sup: Supervisor) -> None:
     """After kill -9 of the supervisor, the guardian ends every worker group (grandchildren
     included) within the stop timeout."""
-    sup.configure(family_config(sup))
+    sup.configure(family_config(sup, escaped=False))
     sup.start()
     pids = family(sup, escaped=False)
     sup.kill9()
@@ -82,7 +84,7 @@ def test_kill9_of_the_supervisor_ends_the_fleet(sup: Supervisor) -> None:
 def test_next_run_ends_leftovers_that_outlived_supervisor_and_guardian(sup: Supervisor) -> None:
     """If the guardian cannot act either, the next `supervisor run` ends the leftovers named
     in its state file."""
-    sup.configure(family_config(sup))
+    sup.configure(family_config(sup, escaped=False))
     sup.start()
     pids = family(sup, escaped=False)
     guardian = next(
