@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bench.harness import REPO, Fleet, wait_for, worker_argv
 from supervisor import client
+from supervisor.errors import UnreachableError
 
 BASELINES = Path(__file__).resolve().parent / ".baselines"
 
@@ -39,9 +40,18 @@ class Ours(Fleet):
         )
         log.close()
         # The guardian and the fork server are children too, but no workers.
-        wait_for((self.dir / "run" / "control").exists, 30, "the control socket")
+        wait_for(self._answers, 30, "the control socket")
         helpers = client.request(self.dir / "run", "status")["supervisor"]["helpers"]
         self.helpers = {pid for pid in helpers.values() if pid}
+
+    def _answers(self) -> bool:
+        if not (self.dir / "run" / "control").exists():
+            return False
+        try:
+            client.request(self.dir / "run", "ping", timeout_s=1.0)
+        except UnreachableError:
+            return False  # not bound yet, or bound but not yet listening
+        return True
 
     def status_argv(self) -> list[str]:
         return [str(Path(sys.executable).with_name("supervisor")), "status", "-c", str(self.config)]

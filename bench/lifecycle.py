@@ -23,7 +23,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fleets import FLEETS
-from bench.harness import Fleet, median, percentile, running, wait_for
+from bench.harness import POLL_S, Fleet, median, percentile, running, wait_for
 
 Row = dict[str, str]
 
@@ -54,7 +54,8 @@ def replacement(make: Callable[[], Fleet], kills: int) -> str:
             t0 = time.perf_counter()
             os.kill(victim, signal.SIGKILL)
             latencies.append(
-                wait_for(lambda b=before: bool(fleet.workers() - b), 30, "a replacement") - t0
+                wait_for(lambda b=before: bool(fleet.workers() - b), 30, "a replacement", POLL_S)
+                - t0
             )
             wait_for(lambda: len(fleet.workers()) >= kills, 30, "the count to recover")
     p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)

@@ -15,7 +15,7 @@ import structlog
 
 from supervisor import __version__
 from supervisor.errors import CommandError
-from supervisor.fleet import Bot
+from supervisor.fleet import Bot, Slot, WorkerState
 
 if TYPE_CHECKING:
     from supervisor.supervisor import Supervisor
@@ -55,7 +55,7 @@ class Commands:
         bots = [self._bot(args)] if name is not None else list(self._sup.bots.values())
         return {
             "supervisor": self._sup.status_header(),
-            "bots": {b.name: b.status(now) for b in bots},
+            "bots": {b.name: bot_status(b, now) for b in bots},
             "plugins": {},
         }
 
@@ -74,7 +74,7 @@ class Commands:
                 "bad_count",
                 f"the count must be a whole number from 0 to {MAX_WORKERS}, or auto; got {count!r}",
             )
-        self._sup.save_now()
+        await self._sup.save_state()  # the reply waits for the disk
         mode = "fixed" if bot.pin is None else "pinned"
         log.info("bot_scaled", bot=bot.name, desired=bot.desired, previous=previous, mode=mode)
         bot.poke()
@@ -130,3 +130,39 @@ class Commands:
                 "unknown_worker", f"bot {bot.name} has no worker {worker!r} (workers: {slots})"
             )
         return worker
+
+
+# ---------------------------------------------------------------- status
+
+
+def bot_status(bot: Bot, now: float) -> dict[str, Any]:
+    """One bot as `status --json` shows it (the shape is documented in the README)."""
+    slots = sorted(bot.slots.values(), key=lambda s: s.index)
+    return {
+        "state": bot.state().value,
+        "desired": bot.desired,
+        "running": bot.running,
+        "ready": bot.running,
+        "mode": "fixed" if bot.pin is None else "pinned",
+        "restarts": bot.restarts,
+        "uptime_s": round(now - bot.started_at, 3) if bot.started_at else 0.0,
+        "failure": bot.failure,
+        "workers": [_worker_status(bot, s, now) for s in slots],
+    }
+
+
+def _worker_status(bot: Bot, slot: Slot, now: float) -> dict[str, Any]:
+    state = bot.worker_state(slot, now)
+    child = slot.child if slot.alive else None
+    cpu, rss = child.sample() if child else (0.0, 0)
+    return {
+        "slot": slot.index,
+        "pid": child.pid if child else None,
+        "state": state.value,
+        "ready": state is WorkerState.RUNNING,
+        "uptime_s": round(child.uptime_s(now), 3) if child else 0.0,
+        "restarts": slot.restarts,
+        "cpu_percent": round(cpu, 1),
+        "rss_bytes": rss,
+        "metrics": {},
+    }

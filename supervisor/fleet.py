@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
 
 import anyio
 import anyio.abc
@@ -396,42 +395,6 @@ class Bot:
         if slot is None:
             raise KeyError(worker)
         return slot
-
-    # ------------------------------------------------------------ status
-
-    def status(self, now: float) -> dict[str, Any]:
-        workers = [self._worker_status(s, now) for s in sorted(self.slots.values(), key=_index)]
-        return {
-            "state": self.state().value,
-            "desired": self.desired,
-            "running": self.running,
-            "ready": self.running,
-            "mode": "fixed" if self.pin is None else "pinned",
-            "restarts": self.restarts,
-            "uptime_s": round(now - self.started_at, 3) if self.started_at else 0.0,
-            "failure": self.failure,
-            "workers": workers,
-        }
-
-    def _worker_status(self, slot: Slot, now: float) -> dict[str, Any]:
-        state = self.worker_state(slot, now)
-        child = slot.child if slot.alive else None
-        cpu, rss = child.sample() if child else (0.0, 0)
-        return {
-            "slot": slot.index,
-            "pid": child.pid if child else None,
-            "state": state.value,
-            "ready": state is WorkerState.RUNNING,
-            "uptime_s": round(child.uptime_s(now), 3) if child else 0.0,
-            "restarts": slot.restarts,
-            "cpu_percent": round(cpu, 1),
-            "rss_bytes": rss,
-            "metrics": {},
-        }
-
-
-def _index(slot: Slot) -> int:
-    return slot.index
 
 
 def base_env(extra: dict[str, str]) -> dict[str, str]:

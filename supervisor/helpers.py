@@ -45,6 +45,7 @@ class Guardian:
         self._groups: dict[int, Group] = {}
         self._popen: subprocess.Popen[bytes] | None = None
         self._closing = False
+        self._outbox: list[bytes] = []
 
     def start(self) -> None:
         self._popen = subprocess.Popen(
@@ -80,15 +81,29 @@ class Guardian:
         """Clean shutdown: the fleet is stopped, the guardian has nothing to do."""
         self._closing = True
         self._send("bye")
+        self._flush()
         if self._popen and self._popen.stdin:
             self._popen.stdin.close()
 
     def _send(self, line: str) -> None:
-        if self._popen is None or self._popen.stdin is None:
+        """Queue a line; all lines of one pass of the loop go out in one write.
+
+        A write per spawn would wake the guardian for every worker of a burst.
+        """
+        if not self._outbox:
+            with contextlib.suppress(RuntimeError):  # no loop: close() flushes itself
+                asyncio.get_running_loop().call_soon(self._flush)
+        self._outbox.append(line.encode() + b"\n")
+
+    def _flush(self) -> None:
+        data, self._outbox = b"".join(self._outbox), []
+        if not data or self._popen is None or self._popen.stdin is None:
             return
         # If it died, _on_exit starts another and replays the groups.
         with contextlib.suppress(BrokenPipeError, ValueError):
-            os.write(self._popen.stdin.fileno(), line.encode() + b"\n")
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._popen.stdin.fileno(), view) :]
 
     def _on_exit(self, returncode: int) -> None:
         if self._popen is not None:

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 import structlog
 
 from supervisor import __version__, guardian, protocol, state
@@ -66,6 +67,7 @@ class Supervisor:
         self.shutdown_requested = anyio.Event()
         self.fleet_down = anyio.Event()
         self._dirty = anyio.Event()
+        self._save_lock = anyio.Lock()
         self._inflight = 0
         self._idle = anyio.Event()
 
@@ -259,15 +261,18 @@ class Supervisor:
     def mark_dirty(self) -> None:
         self._dirty.set()
 
-    def save_now(self) -> None:
-        """Save at once (pins changed); the reply waits for the disk."""
-        self._save()
+    async def save_state(self) -> None:
+        """Save now. fsync takes milliseconds, so a thread does it; saves run one at a
+        time, each with a snapshot taken when its turn comes, so the newest state wins."""
+        async with self._save_lock:
+            snapshot = state.State(dict(self.pins), self.guardian.groups())
+            await anyio.to_thread.run_sync(state.save, self._state_path, snapshot)
 
     async def _save_loop(self) -> None:
         while True:
             await self._dirty.wait()
             self._dirty = anyio.Event()
-            self._save()
+            await self.save_state()
             await anyio.sleep(_SAVE_EVERY_S)
 
     def status_header(self) -> dict[str, Any]:
