@@ -92,8 +92,7 @@ def _run(args: argparse.Namespace) -> int:
 
     cfg = config.load(_config_path(args))
     # The fork server warms up (its own imports) while we import the loop below.
-    wants_fork_server = any(b.spawn == "fork-server" for b in cfg.bots.values())
-    early = forkserver.launch() if wants_fork_server else None
+    early = forkserver.launch() if cfg.uses_fork_server else None
 
     import anyio
 

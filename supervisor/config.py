@@ -142,6 +142,10 @@ class Config:
     supervisor: SupervisorSettings
     bots: Mapping[str, BotConfig]
 
+    @property
+    def uses_fork_server(self) -> bool:
+        return any(b.spawn is SpawnMode.FORK_SERVER for b in self.bots.values())
+
 
 # ---------------------------------------------------------------- entry points
 

@@ -77,10 +77,11 @@ class Guardian:
     def groups(self) -> list[Group]:
         return list(self._groups.values())
 
-    def close(self) -> None:
-        """Clean shutdown: the fleet is stopped, the guardian has nothing to do."""
+    def close(self, clean: bool) -> None:
+        """Let the guardian go; unless the fleet was stopped cleanly, it ends the groups."""
         self._closing = True
-        self._send("bye")
+        if clean:
+            self._send("bye")
         self._flush()
         if self._popen and self._popen.stdin:
             self._popen.stdin.close()

@@ -30,7 +30,7 @@ import structlog
 from supervisor import __version__, guardian, protocol, state
 from supervisor.client import control_path
 from supervisor.commands import Commands
-from supervisor.config import Config, SpawnMode
+from supervisor.config import Config
 from supervisor.errors import AlreadyRunningError, CommandError, ProtocolError
 from supervisor.fleet import Bot, FleetContext, base_env
 from supervisor.helpers import ForkServer, Guardian
@@ -46,10 +46,6 @@ _REPLY_WAIT_S = 2.0  # at shutdown, for the last replies to get out
 
 
 EarlyForkServer = tuple[subprocess.Popen[bytes], socket.socket]
-
-
-def uses_fork_server(config: Config) -> bool:
-    return any(b.spawn is SpawnMode.FORK_SERVER for b in config.bots.values())
 
 
 class Supervisor:
@@ -81,7 +77,7 @@ class Supervisor:
         try:
             self._end_leftovers()
             self.guardian.start()
-            if uses_fork_server(self.config):
+            if self.config.uses_fork_server:
                 self.fork_server.start(self._early_fork_server)
             self._install_signals()  # reaps at once anything that already exited
             control = ControlServer(context, control_path(self.run_dir))
@@ -96,12 +92,17 @@ class Supervisor:
                 await self._stop_fleet()
                 await self._wait_replies()
                 tg.cancel_scope.cancel()
+        except Exception:
+            log.exception("supervisor_crashed")
+            raise
         finally:
             if control is not None:
                 control.close()
             context.term()  # waits for the sockets' linger: the last replies get out
+            # Unless the fleet was stopped, the helpers end it: that is their job.
+            clean = self.fleet_down.is_set()
             self.fork_server.close()
-            self.guardian.close()
+            self.guardian.close(clean)
             self._save()
             self._remove_signals()
             lock.close()
