@@ -92,7 +92,7 @@ def decode_request(frame: bytes) -> Request:
     request_id, cmd, args = data.get("id"), data.get("cmd"), data.get("args", {})
     if not isinstance(request_id, int) or isinstance(request_id, bool) or request_id < 0:
         raise ProtocolError("request id must be an unsigned integer")
-    if cmd not in COMMANDS:
+    if not isinstance(cmd, str) or cmd not in COMMANDS:
         raise ProtocolError(f"unknown command {cmd!r}")
     if not isinstance(args, dict):
         raise ProtocolError("request args must be a map")
