@@ -25,6 +25,7 @@ def test_malformed_control_frames_are_counted_and_refused(sup: Supervisor) -> No
             msgpack.packb({"v": 99, "id": 1, "cmd": "status", "args": {}}),
             msgpack.packb({"v": 1, "id": 2, "cmd": "format_disk", "args": {}}),
             msgpack.packb([1, 2, 3]),
+            msgpack.packb({"v": 1, "id": 4, "cmd": ["status"], "args": {}}),
         ]
         for frame in frames:
             sock.send(frame)
@@ -38,6 +39,6 @@ def test_malformed_control_frames_are_counted_and_refused(sup: Supervisor) -> No
         sock.close()
         ctx.term()
     status = sup.status()
-    assert status["supervisor"]["rejected_frames"] == {"control": 4}
+    assert status["supervisor"]["rejected_frames"] == {"control": 5}
     assert status["bots"]["s"]["running"] == 1
-    assert len(wait_until(lambda: sup.events("frame_rejected"))) == 4
+    assert len(wait_until(lambda: sup.events("frame_rejected"))) == 5
