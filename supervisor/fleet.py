@@ -97,6 +97,7 @@ class Bot:
         self.pin = pin
         self.slots: dict[int, Slot] = {}
         self.stopped = False
+        self.halted = False  # the supervisor is shutting down: nothing starts any more
         self.failure: str | None = None
         self.restarts = 0
         self.started_at: float | None = None
@@ -207,6 +208,7 @@ class Bot:
     def _due(self, slot: Slot, now: float) -> bool:
         return (
             self.failure is None
+            and not self.halted
             and not slot.held
             and not slot.stopping
             and not slot.spawning
@@ -291,9 +293,9 @@ class Bot:
             exit_code=status.code,
             signal=status.signal,
             uptime_s=round(uptime_s, 3),
-            expected=slot.stopping,
+            expected=slot.stopping or self.halted,
         )
-        if slot.stopping:
+        if slot.stopping or self.halted:
             slot.restart_at = 0.0  # the stop task decides; a respawn is fine if still wanted
         else:
             self._ctx.task_group.start_soon(self._end_leftovers, child)

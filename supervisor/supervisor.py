@@ -149,6 +149,8 @@ class Supervisor:
     async def _stop_fleet(self) -> None:
         """Bots stop in the reverse of start order, within shutdown_timeout_s."""
         log.info("supervisor_stopping")
+        for bot in self.bots.values():
+            bot.halted = True  # from now on an exit is no crash, and nothing restarts
         with anyio.move_on_after(self.config.supervisor.shutdown_timeout_s) as scope:
             for bot in reversed(self.bots.values()):
                 await bot.stop()
@@ -193,8 +195,13 @@ class Supervisor:
             log.info("shutdown_requested", signal=signal.Signals(sig).name)
             self.shutdown_requested.set()
             return
+        if sig != signal.SIGINT:
+            # SIGTERM may come from several places at once (a service manager, make,
+            # timeout); only an operator pressing Ctrl-C again means "now".
+            return
         log.warning("shutdown_forced", signal=signal.Signals(sig).name)
         for bot in self.bots.values():
+            bot.halted = True
             for slot in bot.slots.values():
                 if slot.child is not None:
                     slot.child.signal(signal.SIGKILL)

@@ -180,6 +180,9 @@ def test_second_interrupt_kills_at_once(sup: Supervisor) -> None:
     """A second SIGINT during a graceful shutdown SIGKILLs what is left instead of waiting."""
     sup.configure(
         """
+[bots.first]
+command = ["sleep", "1000"]
+
 [bots.stubborn]
 command = ["sh", "-c", "trap '' TERM INT; exec sleep 1000"]
 stop_timeout_s = "60s"
@@ -187,10 +190,40 @@ stop_timeout_s = "60s"
         shutdown_timeout_s=120,
     )
     sup.start()
+    first = sup.wait_running("first", 1)[0]
     pid = sup.wait_running("stubborn", 1)[0]
     os.kill(sup.pid, signal.SIGINT)
     wait_until(lambda: sup.events("shutdown_requested"), what="the shutdown to begin")
     os.kill(sup.pid, signal.SIGINT)
     assert sup.wait_exit(timeout_s=30) == 0
     assert not pid_alive(pid)
+    assert not pid_alive(first)
     assert sup.events("shutdown_forced")
+    assert not sup.events("worker_restarting")  # a kill during shutdown is no crash
+
+
+def test_repeated_sigterm_still_shuts_down_gracefully(sup: Supervisor) -> None:
+    """SIGTERM from two sources at once (make and timeout, say) is one graceful shutdown:
+    workers get their stop timeout, and nothing is restarted meanwhile."""
+    sup.configure(
+        """
+[bots.slow]
+command = ["sh", "-c", "trap 'sleep 0.3; exit 0' TERM; while true; do sleep 0.05; done"]
+workers = 2
+stop_timeout_s = "20s"
+
+[bots.other]
+command = ["sleep", "1000"]
+"""
+    )
+    sup.start()
+    sup.wait_running("slow", 2)
+    sup.wait_running("other", 1)
+    os.kill(sup.pid, signal.SIGTERM)
+    wait_until(lambda: sup.events("shutdown_requested"), what="the shutdown to begin")
+    os.kill(sup.pid, signal.SIGTERM)
+    assert sup.wait_exit() == 0
+    exits = {e["pid"]: e for e in sup.events("worker_exited")}
+    assert [e["exit_code"] for e in exits.values() if e["bot"] == "slow"] == [0, 0]
+    assert not sup.events("shutdown_forced")
+    assert not sup.events("worker_restarting")
