@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--worker", type=int, metavar="SLOT")
         p.set_defaults(func=_lifecycle, verb=name)
     command("shutdown", "stop every bot, then the supervisor").set_defaults(func=_shutdown)
+    p = command("events", "print fleet events as they happen")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=_events)
     return parser
 
 
@@ -157,7 +160,39 @@ def _shutdown(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _events(args: argparse.Namespace) -> int:
+    import json
+
+    import msgpack
+
+    from supervisor import client, rundir, transport
+
+    run_dir = rundir.load_run_dir(_config_path(args))
+    client.request(run_dir, "ping")  # a clear error if none is running
+    sock = transport.subscribe(f"{run_dir}/events", timeout_s=2.0)
+    while True:
+        try:
+            _topic, payload = sock.recv_multipart()
+        except transport.Timeout:
+            client.request(run_dir, "ping")  # still there? (raises if it is gone)
+            continue
+        event = msgpack.unpackb(payload)
+        if args.json:
+            print(json.dumps(event), flush=True)
+        else:
+            print(format_event(event), flush=True)
+
+
 # ---------------------------------------------------------------- printing
+
+
+def format_event(event: dict[str, Any]) -> str:
+    import datetime
+
+    ts = datetime.datetime.fromtimestamp(event.pop("ts", 0.0), datetime.UTC)
+    name = event.pop("event", "?")
+    fields = " ".join(f"{k}={v}" for k, v in event.items() if v not in (None, ""))
+    return f"{ts:%H:%M:%S.%f}"[:-3] + f"  {name:<20} {fields}"
 
 
 def format_status(result: dict[str, Any]) -> str:

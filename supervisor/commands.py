@@ -15,7 +15,7 @@ import structlog
 
 from supervisor import __version__
 from supervisor.errors import CommandError
-from supervisor.fleet import Bot, Slot, WorkerState
+from supervisor.fleet import Bot, Slot
 
 if TYPE_CHECKING:
     from supervisor.supervisor import Supervisor
@@ -76,7 +76,9 @@ class Commands:
             )
         await self._sup.save_state()  # the reply waits for the disk
         mode = "fixed" if bot.pin is None else "pinned"
-        log.info("bot_scaled", bot=bot.name, desired=bot.desired, previous=previous, mode=mode)
+        self._sup.events.emit(
+            "bot_scaled", bot=bot.name, desired=bot.desired, previous=previous, mode=mode
+        )
         bot.poke()
         return {
             "bot": bot.name,
@@ -89,19 +91,19 @@ class Commands:
     async def start(self, args: dict[str, Any]) -> Any:
         bot, worker = self._bot(args), self._worker(args)
         await bot.start(worker)
-        log.info("bot_started", bot=bot.name, worker=worker)
+        self._sup.events.emit("bot_started", bot=bot.name, worker=worker)
         return {"bot": bot.name, "state": bot.state().value}
 
     async def stop(self, args: dict[str, Any]) -> Any:
         bot, worker = self._bot(args), self._worker(args)
         await bot.stop(worker)
-        log.info("bot_stopped", bot=bot.name, worker=worker)
+        self._sup.events.emit("bot_stopped", bot=bot.name, worker=worker)
         return {"bot": bot.name, "state": bot.state().value}
 
     async def restart(self, args: dict[str, Any]) -> Any:
         bot, worker = self._bot(args), self._worker(args)
         await bot.restart(worker)
-        log.info("bot_restarted", bot=bot.name, worker=worker)
+        self._sup.events.emit("bot_restarted", bot=bot.name, worker=worker)
         return {"bot": bot.name, "state": bot.state().value}
 
     async def shutdown(self, args: dict[str, Any]) -> Any:
@@ -142,7 +144,7 @@ def bot_status(bot: Bot, now: float) -> dict[str, Any]:
         "state": bot.state().value,
         "desired": bot.desired,
         "running": bot.running,
-        "ready": bot.running,
+        "ready": bot.ready,
         "mode": "fixed" if bot.pin is None else "pinned",
         "restarts": bot.restarts,
         "uptime_s": round(now - bot.started_at, 3) if bot.started_at else 0.0,
@@ -152,17 +154,23 @@ def bot_status(bot: Bot, now: float) -> dict[str, Any]:
 
 
 def _worker_status(bot: Bot, slot: Slot, now: float) -> dict[str, Any]:
-    state = bot.worker_state(slot, now)
     child = slot.child if slot.alive else None
+    link = slot.link if child else None
     cpu, rss = child.sample() if child else (0.0, 0)
+    beat = link.last_heartbeat if link else None
     return {
         "slot": slot.index,
         "pid": child.pid if child else None,
-        "state": state.value,
-        "ready": state is WorkerState.RUNNING,
+        "state": bot.worker_state(slot, now).value,
+        "ready": slot.ready,
+        "sdk": bool(link and link.said_hello),
         "uptime_s": round(child.uptime_s(now), 3) if child else 0.0,
         "restarts": slot.restarts,
+        "unresponsive": slot.unresponsive,
         "cpu_percent": round(cpu, 1),
         "rss_bytes": rss,
-        "metrics": {},
+        "heartbeat_age_s": round(now - beat, 3) if beat is not None else None,
+        "messages": link.messages if link else 0,
+        "dropped": link.dropped if link else 0,
+        "metrics": link.metrics() if link else {},
     }

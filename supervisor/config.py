@@ -122,6 +122,14 @@ class BotConfig:
     backoff: Backoff
     max_restarts: int
     restart_window_s: float
+    ready_after_s: float = 1.0  # without the SDK: ready once up this long
+    ready_timeout_s: float = 60.0  # with the SDK: killed if not READY by then
+    heartbeat_timeout_s: float = 10.0  # with the SDK: killed if silent this long; 0: off
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        """How often the SDK beats: four times per timeout, so one lost beat is no alarm."""
+        return self.heartbeat_timeout_s / 4 if self.heartbeat_timeout_s > 0 else 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +236,9 @@ def _parse_bot(name: str, table: Table, base: Path) -> BotConfig | None:
         backoff=backoff,
         max_restarts=table.take("max_restarts", integer(minimum=1), 10),
         restart_window_s=table.take("restart_window_s", duration, 60.0),
+        ready_after_s=table.take("ready_after_s", duration, 1.0),
+        ready_timeout_s=table.take("ready_timeout_s", duration, 60.0),
+        heartbeat_timeout_s=table.take("heartbeat_timeout_s", duration, 10.0),
     )
     table.finish()
     return bot if len(table.problems) == start else None

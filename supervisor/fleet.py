@@ -6,9 +6,9 @@ above the desired count, highest first. Exits arrive from the reaper as
 callbacks; the restart decision is `restart.decide`, pure; the task is
 woken by every change. Worker states are derived, not stored:
 
-    running    its process is alive (issue 3 adds "starting" until ready)
+    running    its process is alive and ready
+    starting   no process yet, or one that is not ready yet
     stopping   we asked it to stop and wait for it
-    starting   no process yet, a spawn is due now
     backoff    no process; the next spawn waits for its restart delay
     exited     it ended and its restart policy keeps it down
     stopped    an operator stopped this worker (`stop BOT --worker N`)
@@ -30,8 +30,10 @@ import anyio.abc
 import anyio.lowlevel
 import structlog
 
-from supervisor import restart
+from supervisor import health, restart
+from supervisor.channel import Channel, WorkerLink
 from supervisor.config import BotConfig, SpawnMode
+from supervisor.events import Events
 from supervisor.helpers import ForkServer, Guardian
 from supervisor.output import LineReader
 from supervisor.process import Child, Reaper, end_group
@@ -53,7 +55,7 @@ class WorkerState(enum.StrEnum):
 
 
 class BotState(enum.StrEnum):
-    RUNNING = "running"  # every desired worker runs
+    RUNNING = "running"  # every desired worker runs and is ready
     STARTING = "starting"  # some are missing and on their way back
     DEGRADED = "degraded"  # some are missing and stay down (exited or stopped by hand)
     STOPPING = "stopping"
@@ -71,12 +73,19 @@ class Slot:
     stopping: bool = False
     spawning: bool = False  # a fork-server spawn is in flight
     held: bool = False  # stopped by hand
+    link: WorkerLink | None = None  # the live process's channel
+    condemned: str = ""  # why the watchdog is killing it
     restarts: int = 0
+    unresponsive: int = 0  # watchdog kills
     history: restart.History = field(default_factory=restart.History)
 
     @property
     def alive(self) -> bool:
         return self.child is not None and self.child.alive
+
+    @property
+    def ready(self) -> bool:
+        return self.alive and not self.stopping and self.link is not None and self.link.ready
 
 
 @dataclass
@@ -86,6 +95,8 @@ class FleetContext:
     reaper: Reaper
     guardian: Guardian
     fork_server: ForkServer
+    channel: Channel
+    events: Events
     task_group: anyio.abc.TaskGroup
     base_env: dict[str, str]
     changed: Callable[[], None]  # the set of live process groups changed
@@ -107,8 +118,19 @@ class Bot:
         self._spawns_in_flight = 0
         self._spawns_done = anyio.Event()
         self._rng = random.Random()
-        self._env = ctx.base_env | dict(spec.env) | {"SUPERVISOR_BOT": spec.name}
+        self._env = (
+            ctx.base_env
+            | dict(spec.env)
+            | {
+                "SUPERVISOR_BOT": spec.name,
+                "SUPERVISOR_HEARTBEAT_S": f"{spec.heartbeat_interval_s:g}",
+                "SUPERVISOR_STOP_SIGNAL": str(int(spec.stop_signal)),
+            }
+        )
         self._env.setdefault("PYTHONUNBUFFERED", "1")  # print() reaches the log at once
+        self._limits = health.Limits(
+            spec.ready_after_s, spec.ready_timeout_s, spec.heartbeat_timeout_s
+        )
 
     # ------------------------------------------------------------ counts and states
 
@@ -128,11 +150,13 @@ class Bot:
     def running(self) -> int:
         return sum(1 for s in self.slots.values() if s.alive and not s.stopping)
 
-    def _running_in_target(self) -> int:
+    @property
+    def ready(self) -> int:
+        return sum(1 for s in self.slots.values() if s.ready)
+
+    def _ready_in_target(self) -> int:
         target = self.target
-        return sum(
-            1 for s in self.slots.values() if s.alive and not s.stopping and s.index < target
-        )
+        return sum(1 for s in self.slots.values() if s.ready and s.index < target)
 
     def state(self) -> BotState:
         if self.failure is not None:
@@ -140,7 +164,7 @@ class Bot:
         if self.stopped:
             alive = any(s.alive for s in self.slots.values())
             return BotState.STOPPING if alive else BotState.STOPPED
-        if self._running_in_target() == self.target:
+        if self._ready_in_target() == self.target:
             return BotState.RUNNING
         if any(self._coming_back(s) for s in self.slots.values() if s.index < self.target):
             return BotState.STARTING
@@ -155,7 +179,9 @@ class Bot:
         if slot.spawning:
             return WorkerState.STARTING
         if slot.alive:
-            return WorkerState.STOPPING if slot.stopping else WorkerState.RUNNING
+            if slot.stopping:
+                return WorkerState.STOPPING
+            return WorkerState.RUNNING if slot.ready else WorkerState.STARTING
         if self.failure is not None:
             return WorkerState.FAILED
         if slot.held or self.stopped:
@@ -229,7 +255,13 @@ class Bot:
     # ------------------------------------------------------------ spawning and exits
 
     def _spawn(self, slot: Slot) -> None:
-        env = self._env | {"SUPERVISOR_WORKER": str(slot.index)}
+        link = self._ctx.channel.open_link(self.name, slot.index)
+        link.on_ready = partial(self._on_ready, slot)
+        slot.link = link
+        env = self._env | {
+            "SUPERVISOR_WORKER": str(slot.index),
+            "SUPERVISOR_TOKEN": link.token.hex(),
+        }
         slot.restart_at = None
         if self.spec.spawn is SpawnMode.FORK_SERVER:
             slot.spawning = True
@@ -263,17 +295,34 @@ class Bot:
             self.poke()
 
     def _spawn_failed(self, slot: Slot, error: OSError) -> None:
-        log.error("worker_spawn_failed", bot=self.name, worker=slot.index, error=str(error))
+        self._close_link(slot)
+        self._ctx.events.emit(
+            "worker_spawn_failed", "error", bot=self.name, worker=slot.index, error=str(error)
+        )
         self._decide(slot, restart.Exit(code=_SPAWN_FAILED_CODE), uptime_s=0.0)
 
     def _adopt(self, slot: Slot, child: Child) -> None:
         slot.child = child
+        if slot.link is not None:
+            slot.link.started_at = child.started_at
         child.on_exit = partial(self._on_exit, slot, child)
         self.started_at = self.started_at or child.started_at
         self._ctx.guardian.add(child, self.spec.stop_signal, self.spec.stop_timeout_s)
         self._read_output(slot, child)
         self._ctx.changed()
-        log.info("worker_spawned", bot=self.name, worker=slot.index, pid=child.pid)
+        self._ctx.events.emit("worker_spawned", bot=self.name, worker=slot.index, pid=child.pid)
+
+    def _on_ready(self, slot: Slot, link: WorkerLink) -> None:
+        pid = slot.child.pid if slot.child else None
+        after_s = round((link.ready_at or link.started_at) - link.started_at, 3)
+        self._ctx.events.emit(
+            "worker_ready", bot=self.name, worker=slot.index, pid=pid, after_s=after_s
+        )
+
+    def _close_link(self, slot: Slot) -> None:
+        if slot.link is not None:
+            self._ctx.channel.close_link(slot.link)
+            slot.link = None
 
     def _read_output(self, slot: Slot, child: Child) -> None:
         for stream, fd in (("stdout", child.stdout_fd), ("stderr", child.stderr_fd)):
@@ -285,7 +334,8 @@ class Bot:
 
     def _on_exit(self, slot: Slot, child: Child, status: restart.Exit) -> None:
         uptime_s = child.uptime_s()
-        log.info(
+        self._close_link(slot)
+        self._ctx.events.emit(
             "worker_exited",
             bot=self.name,
             worker=slot.index,
@@ -294,7 +344,9 @@ class Bot:
             signal=status.signal,
             uptime_s=round(uptime_s, 3),
             expected=slot.stopping or self.halted,
+            reason=slot.condemned,
         )
+        slot.condemned = ""
         if slot.stopping or self.halted:
             slot.restart_at = 0.0  # the stop task decides; a respawn is fine if still wanted
         else:
@@ -317,7 +369,7 @@ class Bot:
             slot.restart_at = now + decision.delay_s
             slot.restarts += 1
             self.restarts += 1
-            log.info(
+            self._ctx.events.emit(
                 "worker_restarting",
                 bot=self.name,
                 worker=slot.index,
@@ -326,11 +378,13 @@ class Bot:
             )
         elif decision.action is restart.Action.STAY_DOWN:
             slot.restart_at = None
-            log.info("worker_stayed_down", bot=self.name, worker=slot.index, reason=decision.reason)
+            self._ctx.events.emit(
+                "worker_stayed_down", bot=self.name, worker=slot.index, reason=decision.reason
+            )
         else:
             slot.restart_at = None
             self.failure = f"worker {slot.index} {decision.reason}"
-            log.error("bot_failed", bot=self.name, reason=self.failure)
+            self._ctx.events.emit("bot_failed", "error", bot=self.name, reason=self.failure)
 
     async def _end_leftovers(self, child: Child) -> None:
         """A worker died on its own: end what it left in its group, then forget the group."""
@@ -353,6 +407,33 @@ class Bot:
             self._ctx.guardian.remove(child.pgid)
             self._ctx.changed()
             self.poke()
+
+    # ------------------------------------------------------------ the watchdog
+
+    def check_health(self, now: float) -> None:
+        """Readiness of workers without the SDK; kills for silence or never getting ready."""
+        for slot in self.slots.values():
+            link, child = slot.link, slot.child
+            if link is None or child is None or not slot.alive or slot.stopping or slot.condemned:
+                continue
+            seen = health.Seen(
+                link.started_at, link.said_hello, link.ready, link.ready_at, link.last_heartbeat
+            )
+            verdict, reason = health.check(self._limits, seen, now)
+            if verdict is health.Verdict.READY:
+                link.mark_ready(now)
+            elif verdict is not health.Verdict.WAIT:
+                self._condemn(slot, child, reason)
+
+    def _condemn(self, slot: Slot, child: Child, reason: str) -> None:
+        """Kill an unresponsive worker; its exit counts as a failure, so it is restarted."""
+        slot.condemned = reason
+        slot.unresponsive += 1
+        self._ctx.events.emit(
+            "worker_unresponsive", "warning", bot=self.name, worker=slot.index, pid=child.pid,
+            reason=reason,
+        )  # fmt: skip
+        self._ctx.task_group.start_soon(child.stop, self.spec.stop_signal, self.spec.stop_timeout_s)
 
     # ------------------------------------------------------------ operator commands
 

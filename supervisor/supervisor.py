@@ -28,14 +28,22 @@ import anyio.to_thread
 import structlog
 
 from supervisor import __version__, guardian, protocol, state
+from supervisor.channel import Channel
 from supervisor.client import control_path
 from supervisor.commands import Commands
 from supervisor.config import Config
 from supervisor.errors import AlreadyRunningError, CommandError, ProtocolError
+from supervisor.events import Events
 from supervisor.fleet import Bot, FleetContext, base_env
 from supervisor.helpers import ForkServer, Guardian
 from supervisor.process import Reaper, become_subreaper, end_strays
-from supervisor.transport import ControlServer, endpoint, new_context
+from supervisor.transport import (
+    ControlServer,
+    EventPublisher,
+    WorkerServer,
+    endpoint,
+    new_context,
+)
 
 log = structlog.get_logger("supervisor")
 
@@ -43,6 +51,7 @@ _SAVE_EVERY_S = 0.2  # live process groups are saved at most this often
 _STRAY_TIMEOUT_S = 2.0
 _KILL_WAIT_S = 5.0
 _REPLY_WAIT_S = 2.0  # at shutdown, for the last replies to get out
+_WATCHDOG_TICK_S = 0.25
 
 
 EarlyForkServer = tuple[subprocess.Popen[bytes], socket.socket]
@@ -60,6 +69,8 @@ class Supervisor:
         self.pins: dict[str, int] = {}
         self.started_at = time.monotonic()
         self.rejected_frames: dict[str, int] = {}
+        self.events = Events()
+        self.channel: Channel | None = None
         self.shutdown_requested = anyio.Event()
         self.fleet_down = anyio.Event()
         self._dirty = anyio.Event()
@@ -73,7 +84,7 @@ class Supervisor:
         """Run the fleet until shutdown is requested; then stop it all."""
         lock = self._lock_run_dir()
         context = new_context()
-        control: ControlServer | None = None
+        sockets: list[ControlServer | WorkerServer | EventPublisher] = []
         try:
             self._end_leftovers()
             self.guardian.start()
@@ -81,13 +92,20 @@ class Supervisor:
                 self.fork_server.start(self._early_fork_server)
             self._install_signals()  # reaps at once anything that already exited
             control = ControlServer(context, control_path(self.run_dir))
+            workers = WorkerServer(context, self.run_dir / "workers")
+            publisher = EventPublisher(context, self.run_dir / "events")
+            sockets += [control, workers, publisher]
+            self.events.bind(publisher)
+            self.channel = Channel(workers, self.events)
             async with anyio.create_task_group() as tg:
-                self._build_fleet(tg)
+                self._build_fleet(tg, self.channel)
                 tg.start_soon(self._serve_control, control, tg)
+                tg.start_soon(self.channel.run)
+                tg.start_soon(self._watchdog)
                 tg.start_soon(self._save_loop)
                 for bot in self.bots.values():
                     tg.start_soon(bot.run)
-                log.info("supervisor_started", pid=os.getpid(), run_dir=str(self.run_dir))
+                self.events.emit("supervisor_started", pid=os.getpid(), run_dir=str(self.run_dir))
                 await self.shutdown_requested.wait()
                 await self._stop_fleet()
                 await self._wait_replies()
@@ -96,8 +114,9 @@ class Supervisor:
             log.exception("supervisor_crashed")
             raise
         finally:
-            if control is not None:
-                control.close()
+            self.events.bind(None)
+            for sock in sockets:
+                sock.close()
             context.term()  # waits for the sockets' linger: the last replies get out
             # Unless the fleet was stopped, the helpers end it: that is their job.
             clean = self.fleet_down.is_set()
@@ -135,32 +154,61 @@ class Supervisor:
             if ended:
                 log.warning("leftovers_ended", groups=ended)
 
-    def _build_fleet(self, tg: anyio.abc.TaskGroup) -> None:
+    def _build_fleet(self, tg: anyio.abc.TaskGroup, channel: Channel) -> None:
         env = base_env(
             {
+                "SUPERVISOR_PID": str(os.getpid()),
                 "SUPERVISOR_RUN_DIR": str(self.run_dir),
                 "SUPERVISOR_CONTROL": endpoint(control_path(self.run_dir)),
+                "SUPERVISOR_WORKERS": endpoint(self.run_dir / "workers"),
+                "SUPERVISOR_EVENTS": endpoint(self.run_dir / "events"),
             }
         )
-        ctx = FleetContext(self.reaper, self.guardian, self.fork_server, tg, env, self.mark_dirty)
+        ctx = FleetContext(
+            reaper=self.reaper,
+            guardian=self.guardian,
+            fork_server=self.fork_server,
+            channel=channel,
+            events=self.events,
+            task_group=tg,
+            base_env=env,
+            changed=self.mark_dirty,
+        )
         for name, spec in self.config.bots.items():
             self.bots[name] = Bot(spec, ctx, self.pins.get(name))
 
+    async def _watchdog(self) -> None:
+        """Readiness and heartbeat checks, a few times per shortest timeout."""
+        timeouts = [
+            t
+            for b in self.config.bots.values()
+            for t in (b.heartbeat_timeout_s, b.ready_after_s, b.ready_timeout_s)
+            if t > 0
+        ]
+        tick_s = min(_WATCHDOG_TICK_S, *(t / 4 for t in timeouts))
+        while True:
+            await anyio.sleep(tick_s)
+            now = time.monotonic()
+            for bot in self.bots.values():
+                bot.check_health(now)
+
     async def _stop_fleet(self) -> None:
         """Bots stop in the reverse of start order, within shutdown_timeout_s."""
-        log.info("supervisor_stopping")
+        self.events.emit("supervisor_stopping")
         for bot in self.bots.values():
             bot.halted = True  # from now on an exit is no crash, and nothing restarts
         with anyio.move_on_after(self.config.supervisor.shutdown_timeout_s) as scope:
             for bot in reversed(self.bots.values()):
                 await bot.stop()
         if scope.cancelled_caught:
-            log.warning("shutdown_timed_out", after_s=self.config.supervisor.shutdown_timeout_s)
+            self.events.emit(
+                "shutdown_timed_out", "warning", after_s=self.config.supervisor.shutdown_timeout_s
+            )
             await self._kill_everything()
         helpers = {self.guardian.pid or -1, self.fork_server.pid or -1}
         strays = await end_strays(helpers, _STRAY_TIMEOUT_S)
         if strays:
-            log.info("strays_ended", count=strays)
+            self.events.emit("strays_ended", count=strays)
         self.fleet_down.set()
 
     async def _kill_everything(self) -> None:
@@ -192,14 +240,14 @@ class Supervisor:
 
     def _on_stop_signal(self, sig: int) -> None:
         if not self.shutdown_requested.is_set():
-            log.info("shutdown_requested", signal=signal.Signals(sig).name)
+            self.events.emit("shutdown_requested", signal=signal.Signals(sig).name)
             self.shutdown_requested.set()
             return
         if sig != signal.SIGINT:
             # SIGTERM may come from several places at once (a service manager, make,
             # timeout); only an operator pressing Ctrl-C again means "now".
             return
-        log.warning("shutdown_forced", signal=signal.Signals(sig).name)
+        self.events.emit("shutdown_forced", "warning", signal=signal.Signals(sig).name)
         for bot in self.bots.values():
             bot.halted = True
             for slot in bot.slots.values():
@@ -291,5 +339,7 @@ class Supervisor:
             "config": str(self.config.path),
             "run_dir": str(self.run_dir),
             "helpers": {"guardian": self.guardian.pid, "fork_server": self.fork_server.pid},
-            "rejected_frames": dict(self.rejected_frames),
+            "control": {"rejected": dict(self.rejected_frames)},
+            "workers": self.channel.stats() if self.channel else {},
+            "events_published": self.events.published,
         }

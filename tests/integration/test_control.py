@@ -39,6 +39,6 @@ def test_malformed_control_frames_are_counted_and_refused(sup: Supervisor) -> No
         sock.close()
         ctx.term()
     status = sup.status()
-    assert status["supervisor"]["rejected_frames"] == {"control": 5}
+    assert status["supervisor"]["control"]["rejected"] == {"control": 5}
     assert status["bots"]["s"]["running"] == 1
     assert len(wait_until(lambda: sup.events("frame_rejected"))) == 5

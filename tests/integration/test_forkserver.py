@@ -12,6 +12,7 @@ def probes(sup: Supervisor, bots: dict[str, str]) -> str:
     return "".join(
         f"""
 [bots.{name}]
+ready_after_s = 0  # no SDK: ready at once
 module = "tests.bots.probe:main"
 cwd = "{REPO}"
 workers = 2
@@ -79,12 +80,14 @@ def test_forked_worker_exit_codes(sup: Supervisor) -> None:
     sup.configure(
         f"""
 [bots.three]
+ready_after_s = 0  # no SDK: ready at once
 module = "tests.bots.probe:main"
 cwd = "{REPO}"
 restart = "never"
 env = {{ PROBE_DIR = "{sup.dir}", PROBE_THEN = "exit3" }}
 
 [bots.boom]
+ready_after_s = 0  # no SDK: ready at once
 module = "tests.bots.probe:amain"
 cwd = "{REPO}"
 restart = "never"

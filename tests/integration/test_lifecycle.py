@@ -12,6 +12,7 @@ from tests.integration.harness import REPO, Supervisor, pid_alive, wait_until
 
 SLEEPERS = """
 [bots.sleeper]
+ready_after_s = 0  # no SDK: ready at once
 command = ["sleep", "1000"]
 workers = 3
 stop_timeout_s = "2s"
@@ -46,6 +47,7 @@ def test_crash_loop_fails_the_bot_and_start_revives_it(sup: Supervisor) -> None:
     sup.configure(
         f"""
 [bots.crashy]
+ready_after_s = 0  # no SDK: ready at once
 command = ["sh", "-c", "test -e {flag} && exit 1; exec sleep 1000"]
 workers = 2
 backoff_initial_s = "10ms"
@@ -112,6 +114,7 @@ def test_status_json_matches_the_real_processes(sup: Supervisor) -> None:
     sup.configure(
         f"""
 [bots.echo]
+ready_after_s = 0  # no SDK: ready at once
 module = "bots.echo:main"
 spawn = "exec"  # /proc/PID/environ of a forked worker shows the fork server's
 workers = 2
@@ -185,10 +188,12 @@ def test_restart_policies_on_failure_and_never(sup: Supervisor) -> None:
     sup.configure(
         """
 [bots.clean]
+ready_after_s = 0  # no SDK: ready at once
 command = ["sh", "-c", "exit 0"]
 restart = "on-failure"
 
 [bots.once]
+ready_after_s = 0  # no SDK: ready at once
 command = ["sh", "-c", "exit 3"]
 restart = "never"
 """
@@ -208,6 +213,7 @@ def test_worker_output_becomes_structured_events(sup: Supervisor) -> None:
     sup.configure(
         """
 [bots.talker]
+ready_after_s = 0  # no SDK: ready at once
 command = ["sh", "-c", "echo hello out; echo hello err >&2; exec sleep 1000"]
 """
     )
@@ -227,6 +233,7 @@ def test_a_flooding_worker_does_not_block_the_supervisor(sup: Supervisor) -> Non
     sup.configure(
         """
 [bots.flood]
+ready_after_s = 0  # no SDK: ready at once
 command = ["sh", "-c", "yes 'a line of output that goes on and on'"]
 
 """
@@ -256,6 +263,7 @@ def test_orphaned_grandchildren_are_reaped(sup: Supervisor) -> None:
     sup.configure(
         """
 [bots.parent]
+ready_after_s = 0  # no SDK: ready at once
 command = ["sh", "-c", "(sleep 0.2 &) ; exec sleep 1000"]
 """
     )

@@ -20,11 +20,13 @@ def family_config(sup: Supervisor, escaped: bool = True) -> str:
     escape = f"setsid sleep 1001 & echo $! > {sup.dir}/esc.$SUPERVISOR_WORKER; " if escaped else ""
     return f"""
 [bots.first]
+ready_after_s = 0  # no SDK: ready at once
 command = ["sh", "-c", "sleep 1000 & echo $! > {sup.dir}/gc.first.$SUPERVISOR_WORKER; wait"]
 workers = 2
 stop_timeout_s = "3s"
 
 [bots.second]
+ready_after_s = 0  # no SDK: ready at once
 command = ["sh", "-c", "{escape}sleep 1000 & echo $! > {sup.dir}/gc.second.$SUPERVISOR_WORKER; wait"]
 workers = 2
 stop_timeout_s = "3s"
@@ -141,6 +143,7 @@ def test_worker_ignoring_its_stop_signal_is_killed_after_the_timeout(sup: Superv
     sup.configure(
         """
 [bots.stubborn]
+ready_after_s = 0  # no SDK: ready at once
 command = ["sh", "-c", "trap '' TERM; exec sleep 1000"]
 stop_timeout_s = "300ms"
 """
@@ -181,9 +184,11 @@ def test_second_interrupt_kills_at_once(sup: Supervisor) -> None:
     sup.configure(
         """
 [bots.first]
+ready_after_s = 0  # no SDK: ready at once
 command = ["sleep", "1000"]
 
 [bots.stubborn]
+ready_after_s = 0  # no SDK: ready at once
 command = ["sh", "-c", "trap '' TERM INT; exec sleep 1000"]
 stop_timeout_s = "60s"
 """,
@@ -208,11 +213,13 @@ def test_repeated_sigterm_still_shuts_down_gracefully(sup: Supervisor) -> None:
     sup.configure(
         """
 [bots.slow]
+ready_after_s = 0  # no SDK: ready at once
 command = ["sh", "-c", "trap 'sleep 0.3; exit 0' TERM; while true; do sleep 0.05; done"]
 workers = 2
 stop_timeout_s = "20s"
 
 [bots.other]
+ready_after_s = 0  # no SDK: ready at once
 command = ["sleep", "1000"]
 """
     )

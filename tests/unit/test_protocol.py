@@ -99,3 +99,121 @@ def test_wrong_types_raise_only_protocol_error(payload: dict[str, object]) -> No
     """Well-formed msgpack with wrong types is refused with ProtocolError, nothing else."""
     with contextlib.suppress(ProtocolError):
         protocol.decode_request(msgpack.packb(payload))
+
+
+# ---------------------------------------------------------------- worker batches
+
+TOKEN = b"t" * protocol.TOKEN_BYTES
+GOOD_MESSAGES = [
+    [protocol.HELLO, "echo", 3, 1234, "0.1.0"],
+    [protocol.READY],
+    [protocol.HEARTBEAT, 7],
+    [protocol.METRIC, "queue_depth", 12.5, False],
+    [protocol.METRIC, "jobs_done", 1, True],
+    [protocol.LOG, "warning", "disk almost full"],
+    [protocol.DROPPED, 40],
+    [protocol.BYE, 9],
+]
+
+
+def test_batch_round_trip() -> None:
+    """A batch of every worker message kind decodes to what was encoded."""
+    frame = protocol.encode_batch(TOKEN, GOOD_MESSAGES)
+    assert protocol.decode_batch(frame) == (TOKEN, GOOD_MESSAGES)
+
+
+def test_commands_round_trip() -> None:
+    """Supervisor-to-worker messages decode to what was encoded."""
+    commands = [
+        [protocol.CONFIG, {"pool_size": 4}],
+        [protocol.DRAIN],
+        [protocol.STOP],
+        [protocol.ACK, 3],
+    ]
+    assert protocol.decode_commands(protocol.encode_commands(commands)) == commands
+
+
+@pytest.mark.parametrize(
+    ("batch", "reason"),
+    [
+        ([2, TOKEN, []], "a batch is"),
+        ([protocol.VERSION, b"short", []], "a batch is"),
+        ([protocol.VERSION, "t" * 16, []], "a batch is"),
+        ([protocol.VERSION, TOKEN, {}], "a batch is"),
+        ([protocol.VERSION, TOKEN, [[]]], "a message is"),
+        ([protocol.VERSION, TOKEN, [[99]]], "unknown message kind"),
+        ([protocol.VERSION, TOKEN, [[[4]]]], "unknown message kind"),
+        ([protocol.VERSION, TOKEN, [[protocol.METRIC, "x", "12", False]]], "METRIC"),
+        ([protocol.VERSION, TOKEN, [[protocol.METRIC, "", 1, False]]], "METRIC"),
+        ([protocol.VERSION, TOKEN, [[protocol.METRIC, "x" * 201, 1, False]]], "METRIC"),
+        ([protocol.VERSION, TOKEN, [[protocol.METRIC, "x", 1, 0]]], "METRIC"),
+        ([protocol.VERSION, TOKEN, [[protocol.HELLO, "echo", -1, 5, "s"]]], "HELLO"),
+        ([protocol.VERSION, TOKEN, [[protocol.LOG, ["info"], "x"]]], "LOG"),
+        ([protocol.VERSION, TOKEN, [[protocol.LOG, "loud", "x"]]], "LOG"),
+        ([protocol.VERSION, TOKEN, [[protocol.READY], [protocol.HEARTBEAT, -2]]], "HEARTBEAT"),
+    ],
+)
+def test_bad_batches_are_refused(batch: object, reason: str) -> None:
+    """A batch with anything off-schema raises ProtocolError naming the problem."""
+    with pytest.raises(ProtocolError, match=reason):
+        protocol.decode_batch(msgpack.packb(batch))
+
+
+def test_oversized_batch_is_refused() -> None:
+    """Frames over the limit, and batches over the message count, are refused."""
+    with pytest.raises(ProtocolError, match="over the limit"):
+        protocol.decode_batch(b"\x00" * (protocol.MAX_WORKER_FRAME_BYTES + 1))
+    with pytest.raises(ProtocolError):
+        protocol.decode_batch(
+            protocol.encode_batch(TOKEN, [[protocol.READY]] * (protocol.MAX_BATCH + 1))
+        )
+
+
+def test_plugin_kinds_need_registering() -> None:
+    """Kinds 32-63 are refused until a plugin registers a check for them."""
+    frame = protocol.encode_batch(TOKEN, [[40, "key", True]])
+    with pytest.raises(ProtocolError, match="unknown message kind"):
+        protocol.decode_batch(frame)
+
+    def check(m: list[object]) -> None:
+        if len(m) != 3:
+            raise ProtocolError("[40, key, hit]")
+
+    protocol.register_kind(40, check)
+    try:
+        assert protocol.decode_batch(frame) == (TOKEN, [[40, "key", True]])
+    finally:
+        protocol._CHECKS.pop(40)
+    with pytest.raises(ValueError, match="32-63"):
+        protocol.register_kind(4, check)
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=1024))
+def test_random_batches_raise_only_protocol_error(frame: bytes) -> None:
+    """Random bytes either decode or raise ProtocolError; nothing else escapes."""
+    with contextlib.suppress(ProtocolError):
+        protocol.decode_batch(frame)
+    with contextlib.suppress(ProtocolError):
+        protocol.decode_commands(frame)
+
+
+_kinds = st.sampled_from([*range(0, 9), 32, 64, 65, 66, 67]) | _values
+_message = st.lists(_values, max_size=5).flatmap(lambda rest: _kinds.map(lambda k: [k, *rest]))
+
+
+@settings(max_examples=1000)
+@given(
+    st.lists(st.just(protocol.VERSION) | _values, min_size=0, max_size=1),
+    st.just(TOKEN) | st.binary(max_size=20) | _values,
+    st.lists(_message | _values, max_size=6) | _values,
+)
+def test_wrong_types_in_batches_raise_only_protocol_error(
+    version: list[object], token: object, messages: object
+) -> None:
+    """Well-formed msgpack with wrong types anywhere is refused with ProtocolError only."""
+    frame = msgpack.packb([*version, token, messages])
+    with contextlib.suppress(ProtocolError):
+        protocol.decode_batch(frame)
+    with contextlib.suppress(ProtocolError):
+        protocol.decode_commands(msgpack.packb([*version, messages]))

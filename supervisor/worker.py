@@ -1,0 +1,475 @@
+"""The SDK that bots import: report to the supervisor in batches, hear its commands.
+
+    from supervisor.worker import Worker
+
+    async def main() -> None:                  # an asyncio bot
+        async with Worker.connect() as w:
+            w.ready()
+            while not w.draining:
+                await do_one_job()
+                w.count("jobs_done")           # non-blocking, batched
+                w.gauge("queue_depth", depth)
+
+    def main() -> None:                        # a sync bot
+        with Worker.connect_sync() as w:
+            w.ready()
+            while not w.draining:
+                do_one_job()
+                w.beat()                       # heartbeat from the bot's own loop
+
+Sending is an append to a bounded buffer; a batch goes out when 256
+messages or 256 KiB are waiting, 50 ms after the first, on `flush()` and on
+exit. If the supervisor falls behind, the oldest metrics are dropped and
+their count travels in the next batch: the bot never blocks on the
+supervisor. Heartbeats come from the bot's own loop (a task in its event
+loop, or `beat()`), so a blocked loop stops them and the supervisor's
+watchdog notices. On exit the SDK sends a last batch and waits, bounded,
+for the supervisor to acknowledge it: libzmq can drop the last messages of
+a socket closed right after sending (zeromq/libzmq#4660).
+
+If the supervisor goes away (our parent changed, or it stopped answering
+heartbeats), the SDK sends this worker its stop signal, so the bot ends
+through its usual stop path. Outside a supervisor (no SUPERVISOR_*
+variables) every call is a cheap no-op, so a bot also runs standalone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from supervisor import __version__, protocol
+from supervisor.errors import ProtocolError
+from supervisor.transport import AsyncDealer, SyncDealer
+
+BATCH_MESSAGES = 256
+BATCH_BYTES = 256 << 10
+FLUSH_AFTER_S = 0.05
+MAX_BUFFERED_METRICS = 10_000
+_BYE_WAIT_S = 2.0
+_GONE_AFTER_S = 30.0  # no answer to heartbeats for this long (at least): the supervisor is gone
+_CONTROL_QUEUE = 256
+
+
+class Control(NamedTuple):
+    """What the supervisor asks: "config" (with values), "drain" or "stop"."""
+
+    kind: str
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the supervisor put in our environment."""
+
+    address: str
+    token: bytes
+    bot: str
+    slot: int
+    supervisor_pid: int
+    heartbeat_s: float
+    stop_signal: int
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings | None:
+        """None when not started by a supervisor (the SDK then does nothing)."""
+        env = dict(os.environ) if env is None else env
+        try:
+            return cls(
+                address=env["SUPERVISOR_WORKERS"],
+                token=bytes.fromhex(env["SUPERVISOR_TOKEN"]),
+                bot=env["SUPERVISOR_BOT"],
+                slot=int(env["SUPERVISOR_WORKER"]),
+                supervisor_pid=int(env["SUPERVISOR_PID"]),
+                heartbeat_s=float(env.get("SUPERVISOR_HEARTBEAT_S", "2.5")),
+                stop_signal=int(env.get("SUPERVISOR_STOP_SIGNAL", signal.SIGTERM)),
+            )
+        except (KeyError, ValueError):
+            return None
+
+
+@dataclass
+class _Outbox:
+    """Messages waiting for a batch: metrics may be shed, the rest never is."""
+
+    max_metrics: int = MAX_BUFFERED_METRICS
+    metrics: deque[list[Any]] = field(default_factory=deque)
+    other: deque[tuple[list[Any], int]] = field(default_factory=deque)  # (message, bytes)
+    dropped: int = 0
+    size: int = 0  # bytes, roughly
+    first_at: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.metrics) + len(self.other)
+
+    def add_metric(self, message: list[Any], size: int) -> None:
+        if not self:
+            self.first_at = time.monotonic()
+        if len(self.metrics) >= self.max_metrics:
+            self.metrics.popleft()
+            self.dropped += 1
+        self.metrics.append(message)
+        self.size += size
+
+    def add(self, message: list[Any], size: int = 16) -> None:
+        if not self:
+            self.first_at = time.monotonic()
+        self.other.append((message, size))
+        self.size += size
+
+    def take(self) -> list[list[Any]]:
+        """One batch's worth (by count and bytes), oldest first; the drop count rides along."""
+        batch: list[list[Any]] = []
+        if self.dropped:
+            batch.append([protocol.DROPPED, self.dropped])
+            self.dropped = 0
+        taken = 0
+        while self.other and len(batch) < BATCH_MESSAGES and (taken < BATCH_BYTES or not batch):
+            message, size = self.other.popleft()
+            batch.append(message)
+            taken += size
+        while self.metrics and len(batch) < BATCH_MESSAGES:
+            batch.append(self.metrics.popleft())
+        self.size = max(0, self.size - taken) if self else 0
+        self.first_at = time.monotonic()
+        return batch
+
+
+class _Link:
+    """What the async and sync workers share: the buffer, batching and commands."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.config: dict[str, Any] = {}
+        self.draining = False
+        self.sent_batches = 0
+        self._outbox = _Outbox()
+        self._pending: bytes | None = None  # a batch libzmq would not take yet
+        self._callbacks: list[Callable[[Control], None]] = []
+        self._seq = 0
+        self._last_ack = time.monotonic()
+        self._bye_seq = -1
+        self._bye_acked = False
+        self._outbox.add([protocol.HELLO, settings.bot, settings.slot, os.getpid(), __version__])
+
+    # ------------------------------------------------------------ what bots call
+
+    def ready(self) -> None:
+        """This worker can take work now."""
+        self._outbox.add([protocol.READY])
+        self.flush()
+
+    def gauge(self, name: str, value: float) -> None:
+        """The current value of something (queue depth, in-flight jobs, ...)."""
+        self._outbox.add_metric([protocol.METRIC, name, value, False], 24 + len(name))
+        self._maybe_flush()
+
+    def count(self, name: str, n: float = 1) -> None:
+        """Add n to a counter (jobs done, errors, ...)."""
+        self._outbox.add_metric([protocol.METRIC, name, n, True], 24 + len(name))
+        self._maybe_flush()
+
+    def log(self, level: str, message: str) -> None:
+        """A line for the supervisor's log ("debug", "info", "warning" or "error")."""
+        text = message[: protocol.MAX_TEXT]
+        self._outbox.add([protocol.LOG, level, text], 16 + len(text))
+        self._maybe_flush()
+
+    def on_control(self, callback: Callable[[Control], None]) -> None:
+        """Call callback(Control) for each command from the supervisor."""
+        self._callbacks.append(callback)
+
+    def flush(self) -> bool:
+        """Send everything buffered now; False if the supervisor is behind (kept for later)."""
+        while True:
+            if self._pending is None:
+                if not self._outbox:
+                    return True
+                self._pending = protocol.encode_batch(self.settings.token, self._outbox.take())
+            if not self._dealer_send(self._pending):
+                return False
+            self._pending = None
+            self.sent_batches += 1
+
+    # ------------------------------------------------------------ shared machinery
+
+    def _dealer_send(self, frame: bytes) -> bool:
+        raise NotImplementedError
+
+    def _maybe_flush(self) -> None:
+        outbox = self._outbox
+        if (
+            len(outbox) >= BATCH_MESSAGES
+            or outbox.size >= BATCH_BYTES
+            or time.monotonic() - outbox.first_at >= FLUSH_AFTER_S
+        ):
+            self.flush()
+        else:
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        """Async bots flush on a timer; sync ones on their next call."""
+
+    def _heartbeat(self) -> None:
+        self._seq += 1
+        self._outbox.add([protocol.HEARTBEAT, self._seq])
+        self.flush()
+
+    def _bye(self) -> int:
+        self._seq += 1
+        self._bye_seq = self._seq
+        self._outbox.add([protocol.BYE, self._seq])
+        self.flush()
+        return self._seq
+
+    def _gone_reason(self) -> str | None:
+        if os.getppid() != self.settings.supervisor_pid:
+            return f"the supervisor (pid {self.settings.supervisor_pid}) is gone"
+        silent_s = time.monotonic() - self._last_ack
+        if silent_s > max(_GONE_AFTER_S, 4 * self.settings.heartbeat_s):
+            return f"the supervisor has not answered for {silent_s:.0f}s"
+        return None
+
+    def _supervisor_gone(self, reason: str) -> None:
+        # Our stderr was a pipe to the supervisor: writing to it may fail now.
+        with contextlib.suppress(OSError, ValueError):
+            print(f"supervisor.worker: {reason}; stopping this worker", file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError):
+            os.killpg(0, self.settings.stop_signal)
+
+    def _receive(self, frame: bytes) -> None:
+        try:
+            messages = protocol.decode_commands(frame)
+        except ProtocolError as e:
+            print(f"supervisor.worker: bad frame from the supervisor: {e}", file=sys.stderr)
+            return
+        for m in messages:
+            self._handle(m)
+
+    def _handle(self, message: list[Any]) -> None:
+        kind = message[0]
+        self._last_ack = time.monotonic()  # anything from it shows it is there
+        if kind == protocol.ACK:
+            if message[1] == self._bye_seq:
+                self._bye_acked = True
+            return
+        if kind == protocol.CONFIG:
+            self.config.update(message[1])
+            control = Control("config", dict(message[1]))
+        elif kind == protocol.DRAIN:
+            self.draining = True
+            control = Control("drain", {})
+        else:
+            control = Control("stop", {})
+        heard = self._deliver(control)
+        if control.kind == "stop" and not heard:
+            os.kill(os.getpid(), self.settings.stop_signal)
+
+    def _deliver(self, control: Control) -> bool:
+        for callback in self._callbacks:
+            callback(control)
+        return bool(self._callbacks)
+
+
+# ---------------------------------------------------------------- asyncio bots
+
+
+class AsyncWorker(_Link):
+    """A worker in an asyncio bot; use `async with Worker.connect() as w`."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._dealer = AsyncDealer(settings.address)
+        self._queue: asyncio.Queue[Control] = asyncio.Queue(_CONTROL_QUEUE)
+        self._iterating = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._bye_done = asyncio.Event()
+
+    async def __aenter__(self) -> AsyncWorker:
+        self._tasks = [
+            asyncio.create_task(self._read(), name="supervisor-sdk-reader"),
+            asyncio.create_task(self._beat(), name="supervisor-sdk-heartbeat"),
+        ]
+        self.flush()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def control(self) -> AsyncIterator[Control]:
+        """The supervisor's commands, as they come."""
+        self._iterating += 1
+        try:
+            while True:
+                yield await self._queue.get()
+        finally:
+            self._iterating -= 1
+
+    async def aclose(self) -> None:
+        """Send the last batch, wait (bounded) for its acknowledgement, close."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        self._bye()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_BYE_WAIT_S):
+                # libzmq's queue was full: retry now and then (nothing signals room).
+                while self._pending is not None and not self.flush():  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+                await self._bye_done.wait()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._dealer.close(linger_s=0.0 if self._bye_acked else 1.0)
+
+    def _dealer_send(self, frame: bytes) -> bool:
+        return self._dealer.send(frame)
+
+    def _schedule_flush(self) -> None:
+        if self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(
+                FLUSH_AFTER_S, self._timed_flush
+            )
+
+    def _timed_flush(self) -> None:
+        self._flush_timer = None
+        if not self.flush() or self._outbox:
+            self._schedule_flush()  # still more (or the supervisor is behind): try again
+
+    async def _read(self) -> None:
+        while True:
+            self._receive(await self._dealer.recv())
+            if self._bye_acked:
+                self._bye_done.set()
+
+    async def _beat(self) -> None:
+        """Heartbeats from the bot's own loop: if the loop blocks, they stop."""
+        while True:
+            self._heartbeat()
+            reason = self._gone_reason()
+            if reason is not None:
+                self._supervisor_gone(reason)
+                return
+            await asyncio.sleep(self.settings.heartbeat_s)
+
+    def _deliver(self, control: Control) -> bool:
+        heard = super()._deliver(control)
+        if self._iterating:
+            with contextlib.suppress(asyncio.QueueFull):
+                self._queue.put_nowait(control)
+            return True
+        return heard
+
+
+# ---------------------------------------------------------------- sync bots
+
+
+class SyncWorker(_Link):
+    """A worker in a sync bot; use `with Worker.connect_sync() as w` and call `beat()`."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._dealer = SyncDealer(settings.address)
+        self._next_beat = 0.0
+        self.flush()
+
+    def __enter__(self) -> SyncWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def beat(self) -> None:
+        """Call in the bot's loop: heartbeats (at most one per interval), flushes, commands."""
+        self.poll_control()
+        now = time.monotonic()
+        if now >= self._next_beat:
+            self._next_beat = now + self.settings.heartbeat_s
+            self._heartbeat()
+            reason = self._gone_reason()
+            if reason is not None:
+                self._supervisor_gone(reason)
+        elif self._outbox and now - self._outbox.first_at >= FLUSH_AFTER_S:
+            self.flush()
+
+    def poll_control(self) -> None:
+        """Handle whatever the supervisor has sent (callbacks run here)."""
+        while (frame := self._dealer.recv_nowait()) is not None:
+            self._receive(frame)
+
+    def close(self) -> None:
+        """Send the last batch, wait (bounded) for its acknowledgement, close."""
+        self._bye()
+        deadline = time.monotonic() + _BYE_WAIT_S
+        while not self._bye_acked and (remaining := deadline - time.monotonic()) > 0:
+            if self._pending is not None:
+                self.flush()
+            if self._dealer.poll(min(remaining, 0.05)):
+                self.poll_control()
+        self._dealer.close(linger_s=0.0 if self._bye_acked else 1.0)
+
+    def _dealer_send(self, frame: bytes) -> bool:
+        return self._dealer.send(frame)
+
+
+# ---------------------------------------------------------------- standalone
+
+
+class NullWorker:
+    """The SDK outside a supervisor: everything is a no-op."""
+
+    config: dict[str, Any] = {}  # noqa: RUF012  (never written)
+    draining = False
+
+    def ready(self) -> None: ...
+    def gauge(self, name: str, value: float) -> None: ...
+    def count(self, name: str, n: float = 1) -> None: ...
+    def log(self, level: str, message: str) -> None: ...
+    def on_control(self, callback: Callable[[Control], None]) -> None: ...
+    def beat(self) -> None: ...
+    def poll_control(self) -> None: ...
+    def close(self) -> None: ...
+    async def aclose(self) -> None: ...
+
+    def flush(self) -> bool:
+        return True
+
+    async def control(self) -> AsyncIterator[Control]:
+        await asyncio.Event().wait()  # no supervisor, no commands
+        yield Control("stop", {})  # pragma: no cover
+
+    async def __aenter__(self) -> NullWorker:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    def __enter__(self) -> NullWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class Worker:
+    """Entry points; see the module docstring."""
+
+    @staticmethod
+    def connect() -> AsyncWorker | NullWorker:
+        """For asyncio bots: `async with Worker.connect() as w: ...`."""
+        settings = Settings.from_env()
+        return NullWorker() if settings is None else AsyncWorker(settings)
+
+    @staticmethod
+    def connect_sync() -> SyncWorker | NullWorker:
+        """For sync bots: `with Worker.connect_sync() as w: ... w.beat() ...`."""
+        settings = Settings.from_env()
+        return NullWorker() if settings is None else SyncWorker(settings)
