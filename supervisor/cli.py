@@ -196,24 +196,46 @@ def format_event(event: dict[str, Any]) -> str:
 
 
 def format_status(result: dict[str, Any]) -> str:
-    rows = [["BOT", "STATE", "WORKERS", "MODE", "RESTARTS", "UPTIME"]]
+    """The human table: a row per bot, then a row per worker."""
+    rows = [
+        [
+            "BOT / WORKER",
+            "STATE",
+            "READY",
+            "MODE / PID",
+            "RESTARTS",
+            "UPTIME",
+            "CPU",
+            "RSS",
+            "METRICS",
+        ]
+    ]
     for name, b in result["bots"].items():
         rows.append([
-            name, b["state"], f"{b['running']}/{b['desired']}", b["mode"],
-            str(b["restarts"]), duration(b["uptime_s"]),
+            name, b["state"], f"{b['ready']}/{b['desired']}", b["mode"], str(b["restarts"]),
+            duration(b["uptime_s"]), "", "", "",
         ])  # fmt: skip
         if b.get("failure"):
-            rows.append(["", f"failed: {b['failure']}", "", "", "", ""])
+            rows.append(["", f"failed: {b['failure']}", "", "", "", "", "", "", ""])
         for w in b["workers"]:
+            alive = w["pid"] is not None
             rows.append([
-                f"  {name}:{w['slot']}", w["state"], f"pid {w['pid']}" if w["pid"] else "-",
-                f"cpu {w['cpu_percent']:.1f}%", f"{w['restarts']}",
-                f"{duration(w['uptime_s'])}  rss {size(w['rss_bytes'])}",
+                f"  {name}:{w['slot']}", w["state"], "yes" if w["ready"] else "no",
+                str(w["pid"]) if alive else "-", str(w["restarts"]),
+                duration(w["uptime_s"]) if alive else "-",
+                f"{w['cpu_percent']:.1f}%" if alive else "-",
+                size(w["rss_bytes"]) if alive else "-",
+                _metrics(w.get("metrics", {})),
             ])  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
     )
+
+
+def _metrics(metrics: dict[str, float], width: int = 48) -> str:
+    text = " ".join(f"{k}={v:g}" for k, v in sorted(metrics.items()))
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def duration(seconds: float) -> str:
