@@ -38,6 +38,8 @@ from supervisor.fields import (
     number,
     signal_name,
 )
+from supervisor.scaleconf import parse_scale
+from supervisor.scaling import Policy
 
 _BOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -125,6 +127,7 @@ class BotConfig:
     ready_after_s: float = 1.0  # without the SDK: ready once up this long
     ready_timeout_s: float = 60.0  # with the SDK: killed if not READY by then
     heartbeat_timeout_s: float = 10.0  # with the SDK: killed if silent this long; 0: off
+    scale: Policy | None = None  # autoscaling; None: `workers` stays (unless pinned)
 
     @property
     def heartbeat_interval_s(self) -> float:
@@ -222,12 +225,19 @@ def _parse_bot(name: str, table: Table, base: Path) -> BotConfig | None:
         jitter=table.take("backoff_jitter", number(0.0, 1.0), default_backoff.jitter),
         reset_after_s=table.take("backoff_reset_s", duration, default_backoff.reset_after_s),
     )
+    scale = parse_scale(table.sub("scale")) if table.has("scale") else None
+    workers = table.take("workers", integer(minimum=0), scale.min if scale else 1)
+    if scale and not scale.min <= workers <= scale.max:
+        table.problems.append(
+            f"{table.key_path('workers')}: {workers} is outside scale.min..scale.max "
+            f"({scale.min}..{scale.max})"
+        )
     bot = BotConfig(
         name=name,
         argv=argv,
         module=module,
         spawn=_take_spawn(table, module, env),
-        workers=table.take("workers", integer(minimum=0), 1),
+        workers=workers,
         env=env,
         cwd=cwd,
         restart=table.take("restart", enum_choice(RestartMode), RestartMode.ALWAYS),
@@ -239,6 +249,7 @@ def _parse_bot(name: str, table: Table, base: Path) -> BotConfig | None:
         ready_after_s=table.take("ready_after_s", duration, 1.0),
         ready_timeout_s=table.take("ready_timeout_s", duration, 60.0),
         heartbeat_timeout_s=table.take("heartbeat_timeout_s", duration, 10.0),
+        scale=scale,
     )
     table.finish()
     return bot if len(table.problems) == start else None

@@ -125,6 +125,13 @@ def number(minimum: float | None = None, maximum: float | None = None) -> Callab
     return parse
 
 
+def positive(value: Any) -> float:
+    """A number > 0 (targets, factors)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise BadValue(f"expected a number > 0, got {_show(value)}")
+    return float(value)
+
+
 def _range(minimum: float | None, maximum: float | None) -> str:
     if minimum is not None and maximum is not None:
         return f" from {minimum:g} to {maximum:g}"

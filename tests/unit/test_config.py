@@ -11,6 +11,7 @@ import pytest
 from supervisor import config, rundir
 from supervisor.config import LogFormat, RestartMode
 from supervisor.errors import ConfigError
+from supervisor.scaling import Aggregation, RateLimit, Source
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -188,6 +189,42 @@ BAD_CONFIGS = [
         '[supervisor]\nrun_dir = "' + "d" * 120 + '"\n',
         "supervisor.run_dir: too long for unix sockets",
     ),
+    (
+        '[bots.q]\ncommand = ["true"]\n[bots.q.scale]\nmin = 3\nmax = 2\nmetric = "cpu"\ntarget = 50\n',
+        "bots.q.scale.max: 2 is below min (3)",
+    ),
+    (
+        '[bots.q]\ncommand = ["true"]\n[bots.q.scale]\nmax = 4\n',
+        'bots.q.scale: needs "metric" and "target", or "metrics"',
+    ),
+    (
+        '[bots.q]\ncommand = ["true"]\n[bots.q.scale]\nmax = 4\nmetric = "inflight"\n',
+        'bots.q.scale: needs "target" (per worker)',
+    ),
+    (
+        '[bots.q]\ncommand = ["true"]\n[bots.q.scale]\nmax = 4\nmetric = "redis_list"\ntarget = 10\n',
+        'bots.q.scale: a redis_list metric needs "key"',
+    ),
+    (
+        '[bots.q]\ncommand = ["true"]\n[bots.q.scale]\nmax = 4\nmetric = "inflight"\ntarget = 5\naggregation = "median"\n',
+        'bots.q.scale.aggregation: expected one of "sum", "avg", "max", got "median"',
+    ),
+    (
+        '[bots.q]\ncommand = ["true"]\n[bots.q.scale]\nmax = 4\nmetric = "inflight"\ntarget = 5\nmax_workers = 9\n',
+        "bots.q.scale.max_workers: unknown key",
+    ),
+    (
+        '[bots.q]\ncommand = ["true"]\n[bots.q.scale]\nmax = 4\nmetrics = [{ metric = "cpu", target = 50 }, { metric = "x", target = -1 }]\n',
+        "bots.q.scale.metrics[1].target: expected a number > 0, got -1",
+    ),
+    (
+        '[bots.q]\ncommand = ["true"]\nworkers = 9\n[bots.q.scale]\nmax = 4\nmetric = "cpu"\ntarget = 50\n',
+        "bots.q.workers: 9 is outside scale.min..scale.max (1..4)",
+    ),
+    (
+        '[bots.q]\ncommand = ["true"]\n[bots.q.scale]\nmax = 4\nmetric = "cpu"\ntarget = 50\nup_limit = { workers = 0 }\n',
+        "bots.q.scale.up_limit.workers: expected an integer >= 1, got 0",
+    ),
 ]
 
 
@@ -250,3 +287,38 @@ def test_load_run_dir_ignores_mistakes_elsewhere(tmp_path: Path) -> None:
     """CLI clients only need run_dir, so a typo in a bot must not stop `status`."""
     path = write(tmp_path, '[supervisor]\nrun_dir = "rd"\n[bots.a]\nworkerz = 1\n')
     assert rundir.load_run_dir(str(path)) == str(tmp_path.resolve() / "rd")
+
+
+def test_scale_table_becomes_a_policy(tmp_path: Path) -> None:
+    """[bots.NAME.scale] is read into the autoscaling policy, with HPA-like defaults."""
+    text = """
+[bots.q]
+command = ["true"]
+[bots.q.scale]
+min = 2
+max = 8
+metrics = [
+  { metric = "queue_depth", aggregation = "max", target = 100 },
+  { metric = "redis_list", key = "jobs", target = 20 },
+  { metric = "cpu", target = 70 },
+]
+scale_down_window_s = "1m"
+up_limit = { workers = 2, period_s = "10s" }
+"""
+    policy = config.load(write(tmp_path, text)).bots["q"].scale
+    assert policy is not None
+    assert (policy.min, policy.max, policy.tolerance, policy.scale_down_window_s) == (
+        2,
+        8,
+        0.1,
+        60.0,
+    )
+    assert [(m.source, m.name, m.aggregation, m.target) for m in policy.metrics] == [
+        (Source.WORKER, "queue_depth", Aggregation.MAX, 100.0),
+        (Source.REDIS_LIST, "jobs", Aggregation.AVG, 20.0),
+        (Source.CPU, "cpu", Aggregation.AVG, 70.0),
+    ]
+    assert policy.metrics[1].url == "redis://127.0.0.1:6379/0"
+    assert policy.up_limit == RateLimit(workers=2, percent=None, period_s=10.0)
+    assert policy.down_limit == RateLimit(percent=100, period_s=15.0)
+    assert config.load(write(tmp_path, text)).bots["q"].workers == 2  # starts at min
