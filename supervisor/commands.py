@@ -15,7 +15,8 @@ import structlog
 
 from supervisor import __version__
 from supervisor.errors import CommandError
-from supervisor.fleet import Bot, Slot
+from supervisor.fleet import Bot
+from supervisor.slots import Slot
 
 if TYPE_CHECKING:
     from supervisor.supervisor import Supervisor

@@ -4,25 +4,16 @@ Each bot runs one task that reconciles desired and actual: it spawns the
 slots that should run and may (their backoff is over), and stops the slots
 above the desired count, highest first. Exits arrive from the reaper as
 callbacks; the restart decision is `restart.decide`, pure; the task is
-woken by every change. Worker states are derived, not stored:
-
-    running    its process is alive and ready
-    starting   no process yet, or one that is not ready yet
-    stopping   we asked it to stop and wait for it
-    backoff    no process; the next spawn waits for its restart delay
-    exited     it ended and its restart policy keeps it down
-    stopped    an operator stopped this worker (`stop BOT --worker N`)
-    failed     the bot is failed; nothing is restarted until `start BOT`
+woken by every change. Slots and their derived states are in slots.py.
 """
 
 from __future__ import annotations
 
-import enum
 import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 import anyio
@@ -30,62 +21,19 @@ import anyio.abc
 import anyio.lowlevel
 import structlog
 
-from supervisor import health, restart
+from supervisor import health, protocol, restart
 from supervisor.channel import Channel, WorkerLink
 from supervisor.config import BotConfig, SpawnMode
 from supervisor.events import Events
 from supervisor.helpers import ForkServer, Guardian
 from supervisor.output import LineReader
 from supervisor.process import Child, Reaper, end_group
+from supervisor.slots import BotState, Slot, WorkerState, bot_state, worker_state
 
 log = structlog.get_logger("supervisor.fleet")
 
 _SPAWNS_PER_TICK = 16  # then let the loop breathe (control requests, exits)
 _SPAWN_FAILED_CODE = 127  # what a shell reports for a program that cannot be run
-
-
-class WorkerState(enum.StrEnum):
-    RUNNING = "running"
-    STOPPING = "stopping"
-    STARTING = "starting"
-    BACKOFF = "backoff"
-    EXITED = "exited"
-    STOPPED = "stopped"
-    FAILED = "failed"
-
-
-class BotState(enum.StrEnum):
-    RUNNING = "running"  # every desired worker runs and is ready
-    STARTING = "starting"  # some are missing and on their way back
-    DEGRADED = "degraded"  # some are missing and stay down (exited or stopped by hand)
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-    FAILED = "failed"
-
-
-@dataclass
-class Slot:
-    """One worker position of a bot, numbered from 0; it outlives its processes."""
-
-    index: int
-    child: Child | None = None
-    restart_at: float | None = 0.0  # when it may spawn; None: stays down
-    stopping: bool = False
-    spawning: bool = False  # a fork-server spawn is in flight
-    held: bool = False  # stopped by hand
-    link: WorkerLink | None = None  # the live process's channel
-    condemned: str = ""  # why the watchdog is killing it
-    restarts: int = 0
-    unresponsive: int = 0  # watchdog kills
-    history: restart.History = field(default_factory=restart.History)
-
-    @property
-    def alive(self) -> bool:
-        return self.child is not None and self.child.alive
-
-    @property
-    def ready(self) -> bool:
-        return self.alive and not self.stopping and self.link is not None and self.link.ready
 
 
 @dataclass
@@ -106,6 +54,7 @@ class Bot:
     def __init__(self, spec: BotConfig, ctx: FleetContext, pin: int | None = None) -> None:
         self.spec = spec
         self.pin = pin
+        self.auto_desired = spec.workers  # the autoscaler moves this
         self.slots: dict[int, Slot] = {}
         self.stopped = False
         self.halted = False  # the supervisor is shutting down: nothing starts any more
@@ -140,7 +89,16 @@ class Bot:
 
     @property
     def desired(self) -> int:
-        return self.spec.workers if self.pin is None else self.pin
+        """A pin wins; else the autoscaler's count; else `workers` from the config."""
+        if self.pin is not None:
+            return self.pin
+        return self.auto_desired if self.spec.scale is not None else self.spec.workers
+
+    @property
+    def mode(self) -> str:
+        if self.pin is not None:
+            return "pinned"
+        return "auto" if self.spec.scale is not None else "fixed"
 
     @property
     def target(self) -> int:
@@ -154,41 +112,11 @@ class Bot:
     def ready(self) -> int:
         return sum(1 for s in self.slots.values() if s.ready)
 
-    def _ready_in_target(self) -> int:
-        target = self.target
-        return sum(1 for s in self.slots.values() if s.ready and s.index < target)
-
     def state(self) -> BotState:
-        if self.failure is not None:
-            return BotState.FAILED
-        if self.stopped:
-            alive = any(s.alive for s in self.slots.values())
-            return BotState.STOPPING if alive else BotState.STOPPED
-        if self._ready_in_target() == self.target:
-            return BotState.RUNNING
-        if any(self._coming_back(s) for s in self.slots.values() if s.index < self.target):
-            return BotState.STARTING
-        if len(self.slots) < self.target:
-            return BotState.STARTING
-        return BotState.DEGRADED
-
-    def _coming_back(self, slot: Slot) -> bool:
-        return slot.stopping or (not slot.alive and not slot.held and slot.restart_at is not None)
+        return bot_state(self.slots.values(), self.target, self.stopped, self.failure is not None)
 
     def worker_state(self, slot: Slot, now: float) -> WorkerState:
-        if slot.spawning:
-            return WorkerState.STARTING
-        if slot.alive:
-            if slot.stopping:
-                return WorkerState.STOPPING
-            return WorkerState.RUNNING if slot.ready else WorkerState.STARTING
-        if self.failure is not None:
-            return WorkerState.FAILED
-        if slot.held or self.stopped:
-            return WorkerState.STOPPED
-        if slot.restart_at is None:
-            return WorkerState.EXITED
-        return WorkerState.BACKOFF if slot.restart_at > now else WorkerState.STARTING
+        return worker_state(slot, now, self.stopped, self.failure is not None)
 
     # ------------------------------------------------------------ the reconcile task
 
@@ -227,7 +155,7 @@ class Bot:
             if slot.index < self.target:
                 continue
             if slot.alive and not slot.stopping:
-                self._ctx.task_group.start_soon(self._stop_slot, slot)
+                self._ctx.task_group.start_soon(self._stop_slot, slot, True)
             elif not (slot.alive or slot.stopping or slot.spawning) and slot.index >= self.desired:
                 del self.slots[slot.index]
 
@@ -392,7 +320,8 @@ class Bot:
         self._ctx.guardian.remove(child.pgid)
         self._ctx.changed()
 
-    async def _stop_slot(self, slot: Slot) -> None:
+    async def _stop_slot(self, slot: Slot, drain: bool = False) -> None:
+        """Stop a worker; with drain, an SDK worker first gets to finish what it holds."""
         child = slot.child
         if child is None:
             return
@@ -401,12 +330,25 @@ class Bot:
             return
         slot.stopping = True
         try:
-            await child.stop(self.spec.stop_signal, self.spec.stop_timeout_s)
+            if drain and self._ask_to_drain(slot, child):
+                with anyio.move_on_after(self.spec.stop_timeout_s):
+                    await child.exited.wait()
+            if child.alive:
+                await child.stop(self.spec.stop_signal, self.spec.stop_timeout_s)
         finally:
             slot.stopping = False
             self._ctx.guardian.remove(child.pgid)
             self._ctx.changed()
             self.poke()
+
+    def _ask_to_drain(self, slot: Slot, child: Child) -> bool:
+        link = slot.link
+        if link is None or not link.said_hello:
+            return False  # no SDK: it cannot hear us; the stop signal it is
+        if not self._ctx.channel.send(link, [[protocol.DRAIN]]):
+            return False
+        self._ctx.events.emit("worker_draining", bot=self.name, worker=slot.index, pid=child.pid)
+        return True
 
     # ------------------------------------------------------------ the watchdog
 
