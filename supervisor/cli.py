@@ -143,6 +143,8 @@ def _scale(args: argparse.Namespace) -> int:
             ) from None
     r = _request(args, "scale", _QUICK_TIMEOUT_S, bot=args.bot, count=count)
     print(f"{r['bot']}: {r['previous']} -> {r['desired']} workers ({r['mode']})")
+    if r.get("warning"):
+        print(f"supervisor: warning: {r['warning']}", file=sys.stderr)
     return ExitCode.OK
 
 

@@ -56,14 +56,21 @@ class Commands:
         bots = [self._bot(args)] if name is not None else list(self._sup.bots.values())
         return {
             "supervisor": self._sup.status_header(),
-            "bots": {b.name: bot_status(b, now) for b in bots},
+            "bots": {b.name: self._bot_status(b, now) for b in bots},
             "plugins": {},
         }
+
+    def _bot_status(self, bot: Bot, now: float) -> dict[str, Any]:
+        status = bot_status(bot, now)
+        autoscaler = self._sup.autoscalers.get(bot.name)
+        if autoscaler is not None:
+            status["scale"] = autoscaler.status(now)
+        return status
 
     async def scale(self, args: dict[str, Any]) -> Any:
         bot = self._bot(args)
         count = args.get("count")
-        previous, previous_mode = bot.desired, "fixed" if bot.pin is None else "pinned"
+        previous, previous_mode = bot.desired, bot.mode
         if count == "auto":
             bot.pin = None
             self._sup.pins.pop(bot.name, None)
@@ -76,17 +83,17 @@ class Commands:
                 f"the count must be a whole number from 0 to {MAX_WORKERS}, or auto; got {count!r}",
             )
         await self._sup.save_state()  # the reply waits for the disk
-        mode = "fixed" if bot.pin is None else "pinned"
         self._sup.events.emit(
-            "bot_scaled", bot=bot.name, desired=bot.desired, previous=previous, mode=mode
+            "bot_scaled", bot=bot.name, desired=bot.desired, previous=previous, mode=bot.mode
         )
         bot.poke()
         return {
             "bot": bot.name,
             "desired": bot.desired,
             "previous": previous,
-            "mode": mode,
+            "mode": bot.mode,
             "previous_mode": previous_mode,
+            "warning": _outside_range(bot),
         }
 
     async def start(self, args: dict[str, Any]) -> Any:
@@ -135,6 +142,14 @@ class Commands:
         return worker
 
 
+def _outside_range(bot: Bot) -> str:
+    """A pin outside the autoscaling range is allowed, and said."""
+    policy, pin = bot.spec.scale, bot.pin
+    if policy is None or pin is None or policy.min <= pin <= policy.max:
+        return ""
+    return f"{pin} is outside the autoscaling range [{policy.min}, {policy.max}]"
+
+
 # ---------------------------------------------------------------- status
 
 
@@ -146,7 +161,7 @@ def bot_status(bot: Bot, now: float) -> dict[str, Any]:
         "desired": bot.desired,
         "running": bot.running,
         "ready": bot.ready,
-        "mode": "fixed" if bot.pin is None else "pinned",
+        "mode": bot.mode,
         "restarts": bot.restarts,
         "uptime_s": round(now - bot.started_at, 3) if bot.started_at else 0.0,
         "failure": bot.failure,

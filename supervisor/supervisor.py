@@ -28,6 +28,7 @@ import anyio.to_thread
 import structlog
 
 from supervisor import __version__, guardian, protocol, state
+from supervisor.autoscale import Autoscaler
 from supervisor.channel import Channel
 from supervisor.client import control_path
 from supervisor.commands import Commands
@@ -66,6 +67,7 @@ class Supervisor:
         self.guardian = Guardian(self.reaper)
         self.fork_server = ForkServer(self.reaper)
         self.bots: dict[str, Bot] = {}
+        self.autoscalers: dict[str, Autoscaler] = {}
         self.pins: dict[str, int] = {}
         self.started_at = time.monotonic()
         self.rejected_frames: dict[str, int] = {}
@@ -105,6 +107,8 @@ class Supervisor:
                 tg.start_soon(self._save_loop)
                 for bot in self.bots.values():
                     tg.start_soon(bot.run)
+                for autoscaler in self.autoscalers.values():
+                    tg.start_soon(autoscaler.run)
                 self.events.emit("supervisor_started", pid=os.getpid(), run_dir=str(self.run_dir))
                 await self.shutdown_requested.wait()
                 await self._stop_fleet()
@@ -175,7 +179,9 @@ class Supervisor:
             changed=self.mark_dirty,
         )
         for name, spec in self.config.bots.items():
-            self.bots[name] = Bot(spec, ctx, self.pins.get(name))
+            bot = self.bots[name] = Bot(spec, ctx, self.pins.get(name))
+            if spec.scale is not None:
+                self.autoscalers[name] = Autoscaler(bot, spec.scale, self.events)
 
     async def _watchdog(self) -> None:
         """Readiness and heartbeat checks, a few times per shortest timeout."""

@@ -1,0 +1,74 @@
+"""Autoscaling in a real supervisor: CPU, worker metrics, pins, and the events that explain it."""
+
+from __future__ import annotations
+
+from tests.integration.harness import REPO, Supervisor, wait_until
+
+
+def test_a_cpu_burning_bot_scales_up(sup: Supervisor) -> None:
+    """Workers that each burn a core are above a 50 % CPU target: the bot scales up, and each
+    step is a bot_scaled event that says why."""
+    sup.configure(
+        f"""
+[bots.burn]
+module = "tests.bots.burn:main"
+cwd = "{REPO}"
+stop_timeout_s = "1s"
+
+[bots.burn.scale]
+min = 1
+max = 4
+metric = "cpu"
+target = 50
+interval_s = "500ms"
+initial_readiness_delay_s = "0s"
+"""
+    )
+    sup.start()
+    wait_until(lambda: sup.bot("burn")["desired"] >= 3, timeout_s=30, what="a scale-up")
+    event = sup.events("bot_scaled")[0]
+    assert (event["bot"], event["mode"], event["previous"]) == ("burn", "auto", 1)
+    assert event["metrics"][0]["metric"] == "cpu"
+    assert event["metrics"][0]["value"] > 50
+    assert "cpu" in event["reason"]
+    scale = sup.bot("burn")["scale"]
+    assert (scale["min"], scale["max"]) == (1, 4)
+    assert scale["last_decision"]["reason"]
+
+
+def test_pin_overrides_the_policy_and_auto_hands_it_back(sup: Supervisor) -> None:
+    """`scale BOT N` pins the count (a pin outside [min, max] is allowed, with a warning) and
+    the policy's advice only shows in status; `scale BOT auto` lets the policy act again."""
+    sup.configure(
+        f"""
+[bots.idle]
+module = "tests.bots.sdk:main"
+cwd = "{REPO}"
+workers = 3
+env = {{ SDK_MODE = "idle" }}
+
+[bots.idle.scale]
+min = 2
+max = 5
+metric = "inflight"
+aggregation = "sum"
+target = 10
+interval_s = "200ms"
+scale_down_window_s = "0s"
+"""
+    )
+    sup.start()
+    # Nobody reports in-flight work (missing values): the policy holds the count.
+    wait_until(lambda: sup.bot("idle")["scale"]["last_decision"] is not None, what="a decision")
+    assert sup.bot("idle")["mode"] == "auto"
+    out = sup.cli("scale", "idle", "7")
+    assert out.returncode == 0
+    assert out.stdout.strip() == "idle: 3 -> 7 workers (pinned)"
+    assert "7 is outside the autoscaling range [2, 5]" in out.stderr
+    sup.wait_running("idle", 7)
+    bot = sup.bot("idle")
+    assert bot["mode"] == "pinned"
+    assert bot["scale"]["pin_outside_range"] is True
+    out = sup.cli("scale", "idle", "auto")
+    assert out.stdout.strip().endswith("workers (auto)")
+    wait_until(lambda: sup.bot("idle")["desired"] <= 5, what="the policy to clamp the count")
