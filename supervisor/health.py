@@ -1,7 +1,7 @@
 """Is a worker ready, and is it alive? The watchdog's pure decision.
 
 A worker that has said HELLO uses the SDK: it is ready when it says READY,
-and is killed if that takes longer than `ready_timeout_s`; once ready, it is
+and is killed if that takes longer than `ready_timeout_s` (0: no limit); once ready, it is
 killed if its heartbeats stop for `heartbeat_timeout_s` (0 turns that off).
 A worker that has not said HELLO within `ready_after_s` is taken to be a
 bot without the SDK, and counts as ready from then on.
@@ -44,7 +44,7 @@ def check(limits: Limits, seen: Seen, now: float) -> tuple[Verdict, str]:
     if not seen.ready:
         if not seen.said_hello:
             return (Verdict.READY, "") if up_s >= limits.ready_after_s else (Verdict.WAIT, "")
-        if up_s > limits.ready_timeout_s:
+        if 0 < limits.ready_timeout_s < up_s:
             return Verdict.NOT_READY, f"not ready {limits.ready_timeout_s:g}s after start"
         return Verdict.WAIT, ""
     if not seen.said_hello or limits.heartbeat_timeout_s <= 0:
