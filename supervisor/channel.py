@@ -50,6 +50,8 @@ class WorkerLink:
     gauges: dict[str, float] = field(default_factory=dict)
     counters: dict[str, float] = field(default_factory=dict)
     on_ready: Callable[[WorkerLink], None] | None = None
+    on_hello: Callable[[WorkerLink], None] | None = None
+    revoke_on_hello: bool = True  # ready by timer, then HELLO: it must say READY after all
 
     def mark_ready(self, now: float) -> None:
         if not self.ready:
@@ -160,9 +162,11 @@ class Channel:
     def _hello(self, link: WorkerLink, m: list[Any]) -> None:
         if (m[1], m[2]) != (link.bot, link.slot):
             log.warning("worker_hello_mismatch", bot=link.bot, worker=link.slot, said=m[1:3])
-        if link.ready and not link.said_hello:
+        if link.ready and not link.said_hello and link.revoke_on_hello:
             link.ready = False  # it was taken for a bot without the SDK; now it must say READY
         link.said_hello = True
+        if link.on_hello is not None:
+            link.on_hello(link)
 
     def _reject(self, reason: str, detail: str) -> None:
         count = self.rejected[reason] = self.rejected.get(reason, 0) + 1

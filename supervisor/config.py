@@ -90,6 +90,14 @@ STARTUP_VARIABLES = frozenset(
 )
 
 
+class Readiness(enum.StrEnum):
+    """When a worker counts as ready."""
+
+    AUTO = "auto"  # SDK workers on READY, others ready_after_s after start
+    SDK = "sdk"  # on READY through the SDK only
+    DELAY = "delay"  # ready_after_s after start (or on READY, if earlier)
+
+
 class LogFormat(enum.StrEnum):
     AUTO = "auto"  # console on a terminal, JSON otherwise
     CONSOLE = "console"
@@ -124,6 +132,7 @@ class BotConfig:
     backoff: Backoff
     max_restarts: int
     restart_window_s: float
+    readiness: Readiness = Readiness.AUTO
     ready_after_s: float = 1.0  # without the SDK: ready once up this long
     ready_timeout_s: float = 60.0  # with the SDK: killed if not READY by then
     heartbeat_timeout_s: float = 10.0  # with the SDK: killed if silent this long; 0: off
@@ -246,6 +255,7 @@ def _parse_bot(name: str, table: Table, base: Path) -> BotConfig | None:
         backoff=backoff,
         max_restarts=table.take("max_restarts", integer(minimum=1), 10),
         restart_window_s=table.take("restart_window_s", duration, 60.0),
+        readiness=table.take("readiness", enum_choice(Readiness), Readiness.AUTO),
         ready_after_s=table.take("ready_after_s", duration, 1.0),
         ready_timeout_s=table.take("ready_timeout_s", duration, 60.0),
         heartbeat_timeout_s=table.take("heartbeat_timeout_s", duration, 10.0),

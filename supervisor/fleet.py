@@ -23,7 +23,7 @@ import structlog
 
 from supervisor import health, protocol, restart
 from supervisor.channel import Channel, WorkerLink
-from supervisor.config import BotConfig, SpawnMode
+from supervisor.config import BotConfig, Readiness, SpawnMode
 from supervisor.events import Events
 from supervisor.helpers import ForkServer, Guardian
 from supervisor.output import LineReader
@@ -55,6 +55,7 @@ class Bot:
         self.spec = spec
         self.pin = pin
         self.auto_desired = spec.workers  # the autoscaler moves this
+        self._speaks_sdk = False  # a worker of this bot has said HELLO
         self.slots: dict[int, Slot] = {}
         self.stopped = False
         self.halted = False  # the supervisor is shutting down: nothing starts any more
@@ -185,6 +186,8 @@ class Bot:
     def _spawn(self, slot: Slot) -> None:
         link = self._ctx.channel.open_link(self.name, slot.index)
         link.on_ready = partial(self._on_ready, slot)
+        link.on_hello = self._on_hello
+        link.revoke_on_hello = self.spec.readiness is not Readiness.DELAY
         slot.link = link
         env = self._env | {
             "SUPERVISOR_WORKER": str(slot.index),
@@ -246,6 +249,15 @@ class Bot:
         self._ctx.events.emit(
             "worker_ready", bot=self.name, worker=slot.index, pid=pid, after_s=after_s
         )
+
+    def _on_hello(self, link: WorkerLink) -> None:
+        """One worker speaks the SDK: with readiness "auto", the bot's next ones are waited for."""
+        self._speaks_sdk = True
+
+    def _expects_sdk(self, link: WorkerLink) -> bool:
+        if link.said_hello or self.spec.readiness is Readiness.SDK:
+            return True
+        return self.spec.readiness is Readiness.AUTO and self._speaks_sdk
 
     def _close_link(self, slot: Slot) -> None:
         if slot.link is not None:
@@ -359,7 +371,11 @@ class Bot:
             if link is None or child is None or not slot.alive or slot.stopping or slot.condemned:
                 continue
             seen = health.Seen(
-                link.started_at, link.said_hello, link.ready, link.ready_at, link.last_heartbeat
+                link.started_at,
+                self._expects_sdk(link),
+                link.ready,
+                link.ready_at,
+                link.last_heartbeat,
             )
             verdict, reason = health.check(self._limits, seen, now)
             if verdict is health.Verdict.READY:

@@ -11,6 +11,7 @@ from supervisor.worker import Worker
 
 async def main() -> None:
     mode = os.environ.get("SDK_MODE", "idle")
+    await asyncio.sleep(float(os.environ.get("SDK_HELLO_AFTER_S", "0")))  # a slow start
     async with Worker.connect() as w:
         if mode == "never_ready":
             await asyncio.sleep(3600)

@@ -72,6 +72,24 @@ heartbeat_timeout_s = "2s"
     assert {e["bot"] for e in sup.events("worker_ready")} == {"a", "s"}
 
 
+def test_readiness_sdk_waits_for_ready_even_from_a_slow_starter(sup: Supervisor) -> None:
+    """With readiness = "sdk" a worker that takes long to say hello is not counted ready by
+    ready_after_s; it becomes ready once, when it says READY."""
+    sup.configure(
+        sdk_bot(
+            "slow",
+            "idle",
+            extra='readiness = "sdk"\nready_after_s = "100ms"',
+            env=', SDK_HELLO_AFTER_S = "1"',
+        )
+    )
+    sup.start()
+    sup.wait_running("slow", 1)
+    ready = sup.events("worker_ready")
+    assert len(ready) == 1
+    assert ready[0]["after_s"] >= 1.0
+
+
 def test_a_bot_whose_loop_blocks_is_restarted_by_the_watchdog(sup: Supervisor) -> None:
     """When the event loop blocks, heartbeats stop; after heartbeat_timeout_s the worker is
     killed and restarted, and the reason is logged and counted."""

@@ -21,10 +21,12 @@ LIMITS = Limits(ready_after_s=1.0, ready_timeout_s=10.0, heartbeat_timeout_s=4.0
         (Seen(0.0, True, True, 2.0, 7.0), 10.9, Verdict.WAIT),  # beat at 7
         (Seen(0.0, True, True, 2.0, 7.0), 11.1, Verdict.SILENT),
         (Seen(0.0, False, True, 1.0, None), 999.0, Verdict.WAIT),  # no SDK: never silent
+        (Seen(0.0, True, False, None, None), 1.5, Verdict.WAIT),  # expected SDK: no timer
     ],
 )
 def test_verdicts(seen: Seen, now: float, verdict: Verdict) -> None:
-    """Ready after ready_after_s without the SDK; killed when not READY in time or silent."""
+    """Ready after ready_after_s without the SDK; an SDK worker (or one whose bot is known to
+    speak it) waits for READY; killed when not READY in time or silent."""
     assert check(LIMITS, seen, now)[0] is verdict
 
 

@@ -1,0 +1,430 @@
+"""bots/queue_worker.py against the real Redis: every job is done at least once, whether
+workers are killed mid-job, scaled away, drained, stopped, or Redis goes away."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import zmq
+
+from bots.jobs import consumer_id, consumers_key, processing_key
+from supervisor import protocol
+from supervisor.errors import ProtocolError
+from tests.integration.harness import REPO, Supervisor, pid_alive, wait_until
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+# Short leases and polls keep the tests quick; the defaults are for production.
+FAST = {"QUEUE_LEASE_S": "1", "QUEUE_RECOVER_S": "0.2", "QUEUE_POLL_S": "0.2"}
+
+
+class Queue:
+    """A test's own queue: key names with a random suffix, seen through a sync client."""
+
+    def __init__(self, url: str = REDIS_URL) -> None:
+        self.redis = redis.Redis.from_url(url, decode_responses=True)
+        self.url = url
+        self.key = f"qw-test-{secrets.token_hex(6)}"
+        self.done_key = f"{self.key}:done"
+
+    def push(self, *jobs: str) -> None:
+        self.redis.lpush(self.key, *jobs)  # LPUSH, so the first job given is taken first
+
+    def done(self) -> list[str]:
+        return self.redis.lrange(self.done_key, 0, -1)
+
+    def waiting(self) -> list[str]:
+        return self.redis.lrange(self.key, 0, -1)
+
+    def held(self, bot: str, slot: int) -> list[str]:
+        return self.redis.lrange(processing_key(self.key, consumer_id(bot, slot)), 0, -1)
+
+    def processing(self) -> dict[str, list[str]]:
+        """Every processing list that exists, and what it holds."""
+        keys = self.redis.scan_iter(match=processing_key(self.key, "*"), count=1000)
+        return {k: self.redis.lrange(k, 0, -1) for k in keys}
+
+    def drained(self) -> bool:
+        """Nothing waits and nothing is held."""
+        return not self.waiting() and not self.processing()
+
+    def bot(self, name: str, workers: int, extra: str = "", **env: str) -> str:
+        """A [bots.NAME] table that runs the queue worker on this queue."""
+        values = {
+            "PYTHONPATH": str(REPO),  # the workers' cwd is the supervisor's temporary directory
+            "QUEUE_REDIS_URL": self.url,
+            "QUEUE_KEY": self.key,
+            "QUEUE_DONE_KEY": self.done_key,
+            **FAST,
+            **env,
+        }
+        table = ", ".join(f'{k} = "{v}"' for k, v in values.items())
+        return (
+            f'[bots.{name}]\nmodule = "bots.queue_worker:main"\nworkers = {workers}\n'
+            f"env = {{ {table} }}\n{extra}\n"
+        )
+
+    def delete_all(self) -> None:
+        keys = list(self.redis.scan_iter(match=f"{self.key}*", count=1000))
+        if keys:
+            self.redis.delete(*keys)
+
+
+@pytest.fixture
+def queue(sup: Supervisor) -> Iterator[Queue]:
+    """A fresh queue on the shared Redis; its keys are deleted once the workers are gone."""
+    q = Queue()
+    try:
+        yield q
+    finally:
+        try:
+            sup.cleanup()  # first: a live worker would renew its lease after we delete it
+        finally:
+            q.delete_all()
+            assert not list(q.redis.scan_iter(match=f"{q.key}*")), "keys left behind"
+            q.redis.close()
+
+
+def job_ids(n: int) -> list[str]:
+    return [f"job-{i}" for i in range(n)]
+
+
+def output_lines(sup: Supervisor, bot: str) -> list[str]:
+    return [e["line"] for e in sup.events("worker_output") if e["bot"] == bot]
+
+
+def exits(sup: Supervisor, bot: str, count: int = 1) -> list[dict[str, Any]]:
+    """The bot's worker_exited events once there are count of them, else []."""
+    found = [e for e in sup.events("worker_exited") if e["bot"] == bot]
+    return found if len(found) >= count else []
+
+
+def said(sup: Supervisor, bot: str, text: str) -> int:
+    """How many lines the bot's workers wrote that contain text."""
+    return sum(text in line for line in output_lines(sup, bot))
+
+
+# ---------------------------------------------------------------- under the supervisor
+
+
+def test_a_backlog_is_processed_by_three_workers(queue: Queue, sup: Supervisor) -> None:
+    """300 jobs waiting before three workers start are each done, the lists end empty, and
+    each worker reports queue_depth, inflight and jobs_done to the supervisor."""
+    ids = job_ids(300)
+    queue.push(*ids)
+    sup.configure(queue.bot("q", 3, QUEUE_JOB_S="0.005"))
+    sup.start()
+    sup.wait_running("q", 3)
+    wait_until(lambda: set(queue.done()) == set(ids), timeout_s=60, what="every job done")
+    wait_until(queue.drained, what="the lists to empty")
+    done = queue.done()
+
+    def reported() -> bool:
+        metrics = [w["metrics"] for w in sup.bot("q")["workers"]]
+        idle = all(m.get("queue_depth") == 0 and m.get("inflight") == 0 for m in metrics)
+        return idle and sum(m.get("jobs_done", 0) for m in metrics) == len(done)
+
+    wait_until(reported, what="the workers' metrics")
+    assert len(done) >= len(ids)
+    assert sup.bot("q")["restarts"] == 0
+
+
+def test_workers_killed_mid_job_lose_nothing(queue: Queue, sup: Supervisor) -> None:
+    """Workers SIGKILLed while a job is in their processing list are restarted, put that job
+    back, and in the end every job has been done and nothing is held."""
+    ids = job_ids(400)
+    queue.push(*ids)
+    sup.configure(
+        queue.bot("q", 3, 'backoff_initial_s = "10ms"\nmax_restarts = 100', QUEUE_JOB_S="0.03")
+    )
+    sup.start()
+    sup.wait_running("q", 3)
+    killed: list[str] = []
+    for n in range(6):
+        slot = n % 3
+        pid = sup.wait_running("q", 3)[slot]
+        killed += kill_while_holding(queue, "q", slot, pid)
+        wait_until(lambda s=slot, p=pid: sup.pids("q").get(s, p) != p, what="a new worker")
+    wait_until(lambda: set(queue.done()) == set(ids), timeout_s=60, what="every job done")
+    wait_until(queue.drained, what="the lists to empty")
+    assert set(killed) <= set(queue.done())
+    assert sup.bot("q")["restarts"] >= 6
+    assert said(sup, "q", "put back 1 job(s) left in") >= 1  # a restarted slot's own job
+
+
+def kill_while_holding(queue: Queue, bot: str, slot: int, pid: int) -> list[str]:
+    """SIGKILL the worker at a moment its processing list holds a job (checked while it is
+    frozen, so the check is still true at the kill); returns what it held."""
+
+    def frozen_holding() -> list[str]:
+        os.kill(pid, signal.SIGSTOP)
+        held = queue.held(bot, slot)
+        if not held:
+            os.kill(pid, signal.SIGCONT)
+        return held
+
+    held = wait_until(frozen_holding, what=f"worker {slot} to hold a job")
+    os.kill(pid, signal.SIGKILL)
+    return held
+
+
+@pytest.mark.parametrize("stop_signal", ["SIGTERM", "SIGKILL"])
+def test_jobs_of_a_scaled_down_bot_are_recovered_through_the_lease(
+    queue: Queue, sup: Supervisor, stop_signal: str
+) -> None:
+    """Workers that hold unfinishable jobs are scaled away and never come back; a worker of
+    another bot on the same queue sees their leases gone and puts the jobs back, and does
+    each exactly once. On SIGTERM the holders exit 0 without acknowledging."""
+    stop = f'stop_signal = "{stop_signal}"\nstop_timeout_s = "500ms"'
+    sup.configure(
+        queue.bot("holders", 2, stop, QUEUE_JOB_S="3600", QUEUE_STOP_GRACE_S="0.2")
+        + queue.bot("rescuers", 0, QUEUE_JOB_S="0.01")
+    )
+    sup.start()
+    holders = sup.wait_running("holders", 2)
+    queue.push("slow-0", "slow-1")
+    wait_until(lambda: queue.held("holders", 0) and queue.held("holders", 1), what="both jobs held")
+    sup.request("scale", bot="rescuers", count=1)
+    sup.wait_running("rescuers", 1)
+
+    sup.request("scale", bot="holders", count=0)
+    gone = wait_until(lambda: exits(sup, "holders", 2), what="both holders to exit")
+    assert sorted(e["pid"] for e in gone) == sorted(holders.values())
+    wait_until(lambda: sorted(queue.done()) == ["slow-0", "slow-1"], what="both jobs done")
+    wait_until(queue.drained, what="the lists to empty")
+    assert sorted(queue.done()) == ["slow-0", "slow-1"]  # once each: never acked unfinished
+    for slot in (0, 1):
+        assert said(sup, "rescuers", f"of {consumer_id('holders', slot)}, whose lease is gone")
+    holders_bot = sup.bot("holders")
+    assert (holders_bot["desired"], holders_bot["restarts"]) == (0, 0)
+    if stop_signal == "SIGTERM":
+        assert [e["exit_code"] for e in gone] == [0, 0]
+        assert said(sup, "holders", "left an unfinished job") == 2
+
+
+def test_a_worker_drained_by_a_scale_down_finishes_its_job(queue: Queue, sup: Supervisor) -> None:
+    """Where the supervisor drains the workers it scales away, a worker that holds a job
+    finishes and acknowledges it, leaves the next one waiting and exits 0."""
+    sup.configure(queue.bot("d", 1, 'stop_timeout_s = "30s"', QUEUE_JOB_S="2"))
+    sup.start()
+    pid = sup.wait_running("d", 1)[0]
+    queue.push("first")
+    wait_until(lambda: queue.held("d", 0) == ["first"], what="the job taken")
+    sup.request("scale", bot="d", count=0)
+    wait_until(lambda: said(sup, "d", "draining") or not pid_alive(pid), what="a drain or an exit")
+    if not sup.events("worker_draining"):
+        pytest.skip("this supervisor stops the workers it scales away without draining them")
+    assert said(sup, "d", "draining: finishing the job in hand")
+    queue.push("second")
+    exited = wait_until(lambda: exits(sup, "d"), timeout_s=40, what="the worker to exit")
+    assert [(e["pid"], e["exit_code"], e["expected"]) for e in exited] == [(pid, 0, True)]
+    assert (queue.done(), queue.waiting(), queue.processing()) == (["first"], ["second"], {})
+
+
+def test_a_worker_waits_out_redis_being_away(sup: Supervisor, tmp_path: Path) -> None:
+    """With Redis not there the worker says so once, stays alive and not ready; when Redis
+    comes it gets ready and works; when Redis dies and comes back it reconnects: never a
+    restart."""
+    port = free_port()
+    q = Queue(f"redis://127.0.0.1:{port}/0")
+    beats = 'heartbeat_timeout_s = "1s"'  # the SDK beats every 0.25s: our clock below
+    sup.configure(q.bot("q", 1, beats, QUEUE_RETRY_MAX_S="0.2", QUEUE_JOB_S="0.01"))
+    sup.start()
+    unreachable = f"Redis at {q.url} is unreachable"
+    wait_until(lambda: said(sup, "q", unreachable), what="the unreachable line")
+    first = sup.bot("q")["workers"][0]
+    pid = first["pid"]
+    # Still the same worker, and not ready, eight heartbeats (about two seconds) later.
+    wait_until(
+        lambda: sup.bot("q")["workers"][0]["messages"] >= first["messages"] + 8,
+        what="eight more heartbeats",
+    )
+    worker = sup.bot("q")["workers"][0]
+    assert (worker["pid"], worker["state"], worker["ready"]) == (pid, "starting", False)
+    assert sup.bot("q")["restarts"] == 0
+
+    server = start_redis(port, tmp_path)
+    try:
+        assert sup.wait_running("q", 1) == {0: pid}
+        q.push("a", "b")
+        wait_until(lambda: sorted(q.done()) == ["a", "b"], what="jobs done")
+
+        stop_redis(server)
+        wait_until(lambda: said(sup, "q", unreachable) == 2, what="the line for the outage")
+        server = start_redis(port, tmp_path)  # empty: it keeps nothing on disk
+        wait_until(lambda: said(sup, "q", "answers again"), what="the reconnection")
+        q.push("c")
+        wait_until(lambda: q.done() == ["c"], what="a job after the outage")
+        assert sup.pids("q") == {0: pid}
+        assert sup.bot("q")["restarts"] == 0
+        assert said(sup, "q", unreachable) == 2  # once per outage, not once per retry
+    finally:
+        stop_redis(server)
+        q.redis.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_redis(port: int, directory: Path) -> subprocess.Popen[bytes]:
+    """A private redis-server, so that the test can take it away from the worker."""
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "no", "--dir", str(directory)]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    try:
+        wait_until(lambda: answers(client), what="the private redis-server")
+    except BaseException:
+        stop_redis(server)
+        raise
+    finally:
+        client.close()
+    return server
+
+
+def answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+def stop_redis(server: subprocess.Popen[bytes]) -> None:
+    server.kill()
+    server.wait(timeout=10)
+
+
+# ---------------------------------------------------------------- outside the supervisor
+
+
+class FakeSupervisor:
+    """The supervisor's end of the worker socket, real protocol and all: the CLI cannot send
+    DRAIN yet. It acknowledges heartbeats and the last batch, and records what it hears."""
+
+    def __init__(self, directory: Path) -> None:
+        self.address = f"ipc://{directory}/workers"
+        self.token = os.urandom(protocol.TOKEN_BYTES)
+        self.heard: list[list[Any]] = []
+        self._ctx = zmq.Context()
+        self._sock = self._ctx.socket(zmq.ROUTER)
+        self._sock.bind(self.address)
+        self._peer: bytes | None = None
+
+    def env(self, bot: str, slot: int) -> dict[str, str]:
+        return {
+            "SUPERVISOR_WORKERS": self.address,
+            "SUPERVISOR_TOKEN": self.token.hex(),
+            "SUPERVISOR_BOT": bot,
+            "SUPERVISOR_WORKER": str(slot),
+            "SUPERVISOR_PID": str(os.getpid()),  # the worker checks that its parent is us
+        }
+
+    def pump(self) -> list[list[Any]]:
+        """Take in what has arrived; returns everything heard so far."""
+        while self._sock.poll(0):
+            self._peer, frame = self._sock.recv_multipart()
+            try:
+                token, messages = protocol.decode_batch(frame)
+            except ProtocolError:
+                continue
+            assert token == self.token
+            self.heard += messages
+            acks = [
+                [protocol.ACK, m[1]] for m in messages if m[0] in (protocol.HEARTBEAT, protocol.BYE)
+            ]
+            if acks:
+                self._send(acks)
+        return self.heard
+
+    def drain(self) -> None:
+        self._send([[protocol.DRAIN]])
+
+    def _send(self, messages: list[list[Any]]) -> None:
+        assert self._peer is not None
+        self._sock.send_multipart([self._peer, protocol.encode_commands(messages)])
+
+    def close(self) -> None:
+        self._sock.close(linger=0)
+        self._ctx.term()
+
+
+def start_bot(directory: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path]:
+    """`python -m bots.queue_worker` as an operator would start it; stderr goes to a file."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SUPERVISOR_")}
+    stderr = directory / "bot.stderr"
+    with open(stderr, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bots.queue_worker"],
+            cwd=directory,  # under sup.dir: the harness's leak check covers it
+            env=base | {"PYTHONPATH": str(REPO)} | env,
+            stderr=err,
+        )
+    return proc, stderr
+
+
+def wait_exit(proc: subprocess.Popen[bytes], pump: Callable[[], object] | None = None) -> int:
+    def exited() -> bool:
+        if pump is not None:
+            pump()
+        return proc.poll() is not None
+
+    wait_until(exited, timeout_s=15, what="the bot to exit")
+    return proc.returncode
+
+
+def test_drain_finishes_the_job_in_hand_takes_no_more_and_exits_0(
+    queue: Queue, sup: Supervisor
+) -> None:
+    """Sent DRAIN while it works on a job, the worker finishes and acknowledges that job,
+    leaves the next one waiting, and exits 0."""
+    fake = FakeSupervisor(sup.dir)
+    env = fake.env("drainer", 0) | {"QUEUE_KEY": queue.key, "QUEUE_DONE_KEY": queue.done_key}
+    proc, stderr = start_bot(sup.dir, env | FAST | {"QUEUE_JOB_S": "2"})
+    try:
+        wait_until(lambda: [protocol.READY] in fake.pump(), what="READY")
+        queue.push("first")
+        wait_until(lambda: queue.held("drainer", 0) == ["first"], what="the job taken")
+        fake.drain()
+        wait_until(lambda: "draining" in stderr.read_text(), what="the drain heard")
+        assert "draining: finishing the job in hand" in stderr.read_text()
+        queue.push("second")
+        assert wait_exit(proc, fake.pump) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        fake.close()
+    assert (queue.done(), queue.waiting(), queue.processing()) == (["first"], ["second"], {})
+    metrics = {m[1]: m[2] for m in fake.heard if m[0] == protocol.METRIC}
+    assert metrics == {"inflight": 0, "queue_depth": 1, "jobs_done": 1}
+    assert any(m[0] == protocol.BYE for m in fake.heard)  # it said goodbye through the SDK
+
+
+def test_standalone_sigterm_lets_the_job_in_hand_finish(queue: Queue, sup: Supervisor) -> None:
+    """Without a supervisor the bot runs all the same; on SIGTERM it finishes the job it
+    holds (within QUEUE_STOP_GRACE_S), acknowledges it and exits 0."""
+    env = {"QUEUE_KEY": queue.key, "QUEUE_DONE_KEY": queue.done_key, "QUEUE_JOB_S": "2"}
+    proc, stderr = start_bot(sup.dir, env | FAST | {"QUEUE_STOP_GRACE_S": "60"})
+    try:
+        queue.push("only")
+        wait_until(lambda: queue.held("queue_worker", 0) == ["only"], what="the job taken")
+        proc.send_signal(signal.SIGTERM)
+        assert wait_exit(proc) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "stopping: finishing the job in hand" in stderr.read_text()
+    assert (queue.done(), queue.waiting(), queue.processing()) == (["only"], [], {})
+    assert not queue.redis.exists(consumers_key(queue.key))  # a clean exit unregisters
