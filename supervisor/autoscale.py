@@ -132,13 +132,14 @@ class RedisLists:
 
         client = self._clients.get(spec.url)
         if client is None:
-            client = redis.asyncio.Redis.from_url(
-                spec.url, socket_timeout=_REDIS_TIMEOUT_S, socket_connect_timeout=_REDIS_TIMEOUT_S
-            )
+            # No socket_timeout: redis-py then uses asyncio.wait_for, which on Python 3.11 can
+            # swallow a cancellation (and hang our shutdown); our own cancel scope bounds it.
+            client = redis.asyncio.Redis.from_url(spec.url)
             self._clients[spec.url] = client
         try:
-            length = float(await client.llen(spec.name))
-        except (redis.exceptions.RedisError, OSError) as e:
+            with anyio.fail_after(_REDIS_TIMEOUT_S):
+                length = float(await client.llen(spec.name))
+        except (redis.exceptions.RedisError, OSError, TimeoutError) as e:
             if spec.url not in self._down:
                 self._down.add(spec.url)
                 log.warning("redis_unreachable", url=spec.url, key=spec.name, error=str(e))

@@ -37,12 +37,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -98,14 +99,20 @@ class Settings:
 
 @dataclass
 class _Outbox:
-    """Messages waiting for a batch: metrics may be shed, the rest never is."""
+    """Messages waiting for a batch, in the order they were made.
+
+    Metrics may be shed (the oldest first) when the supervisor falls behind;
+    other messages never are. Batches keep the order across both kinds, so
+    READY never overtakes the gauges sent before it and BYE is always last.
+    """
 
     max_metrics: int = MAX_BUFFERED_METRICS
-    metrics: deque[list[Any]] = field(default_factory=deque)
-    other: deque[tuple[list[Any], int]] = field(default_factory=deque)  # (message, bytes)
+    metrics: deque[tuple[int, list[Any], int]] = field(default_factory=deque)  # (seq, msg, bytes)
+    other: deque[tuple[int, list[Any], int]] = field(default_factory=deque)
     dropped: int = 0
     size: int = 0  # bytes, roughly
     first_at: float = 0.0
+    _seq: Iterator[int] = field(default_factory=itertools.count)
 
     def __len__(self) -> int:
         return len(self.metrics) + len(self.other)
@@ -114,15 +121,15 @@ class _Outbox:
         if not self:
             self.first_at = time.monotonic()
         if len(self.metrics) >= self.max_metrics:
-            self.metrics.popleft()
+            self.size -= self.metrics.popleft()[2]
             self.dropped += 1
-        self.metrics.append(message)
+        self.metrics.append((next(self._seq), message, size))
         self.size += size
 
     def add(self, message: list[Any], size: int = 16) -> None:
         if not self:
             self.first_at = time.monotonic()
-        self.other.append((message, size))
+        self.other.append((next(self._seq), message, size))
         self.size += size
 
     def take(self) -> list[list[Any]]:
@@ -132,12 +139,15 @@ class _Outbox:
             batch.append([protocol.DROPPED, self.dropped])
             self.dropped = 0
         taken = 0
-        while self.other and len(batch) < BATCH_MESSAGES and (taken < BATCH_BYTES or not batch):
-            message, size = self.other.popleft()
+        metrics, other = self.metrics, self.other
+        while (metrics or other) and len(batch) < BATCH_MESSAGES:
+            queue = other if other and (not metrics or other[0][0] < metrics[0][0]) else metrics
+            _, message, size = queue[0]
+            if taken + size > BATCH_BYTES and batch:
+                break
+            queue.popleft()
             batch.append(message)
             taken += size
-        while self.metrics and len(batch) < BATCH_MESSAGES:
-            batch.append(self.metrics.popleft())
         self.size = max(0, self.size - taken) if self else 0
         self.first_at = time.monotonic()
         return batch
@@ -184,7 +194,11 @@ class _Link:
         self._maybe_flush()
 
     def on_control(self, callback: Callable[[Control], None]) -> None:
-        """Call callback(Control) for each command from the supervisor."""
+        """Call callback(Control) for each command from the supervisor.
+
+        Once a callback (or a `control()` reader) is there, "stop" is the bot's to
+        handle; without one, the SDK sends its own worker the stop signal.
+        """
         self._callbacks.append(callback)
 
     def flush(self) -> bool:
@@ -428,6 +442,7 @@ class SyncWorker(_Link):
 class NullWorker:
     """The SDK outside a supervisor: everything is a no-op."""
 
+    settings: Settings | None = None
     config: dict[str, Any] = {}  # noqa: RUF012  (never written)
     draining = False
 

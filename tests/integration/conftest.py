@@ -15,3 +15,7 @@ def sup() -> Iterator[Supervisor]:
         yield s
     finally:
         s.cleanup()
+
+
+# The queue fixture of the Redis tests (a test's own keys, deleted once its workers are gone).
+from tests.integration.redisqueue import queue  # noqa: E402, F401

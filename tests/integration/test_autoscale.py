@@ -6,7 +6,7 @@ import os
 import signal
 
 from tests.integration.harness import REPO, Supervisor, wait_until
-from tests.integration.test_queue_worker import Queue
+from tests.integration.redisqueue import Queue
 
 
 def test_a_cpu_burning_bot_scales_up(sup: Supervisor) -> None:
@@ -78,17 +78,15 @@ scale_down_window_s = "0s"
     wait_until(lambda: sup.bot("idle")["desired"] <= 5, what="the policy to clamp the count")
 
 
-def test_a_redis_backlog_scales_up_drains_and_scales_back(sup: Supervisor) -> None:
+def test_a_redis_backlog_scales_up_drains_and_scales_back(queue: Queue, sup: Supervisor) -> None:
     """A backlog in the queue_worker's list scales the bot up toward max; the backlog drains,
     with every job done at least once even though a worker is killed mid-job; once the
     scale-down window has passed, the bot is back at min."""
-    queue = Queue()
-    try:
-        sup.configure(
-            queue.bot(
-                "q",
-                1,
-                extra="""readiness = "sdk"
+    sup.configure(
+        queue.bot(
+            "q",
+            1,
+            extra="""readiness = "sdk"
 stop_timeout_s = "2s"
 
 [bots.q.scale]
@@ -102,30 +100,28 @@ scale_down_window_s = "2s"
 initial_readiness_delay_s = "0s"
 up_limit = { workers = 6, period_s = "1s" }
 """,
-                QUEUE_JOB_S="0.03",
-            )
+            QUEUE_JOB_S="0.03",
         )
-        sup.start()
-        sup.wait_running("q", 1)
-        jobs = [f"job-{i}" for i in range(400)]
-        queue.push(*jobs)
-        wait_until(lambda: sup.bot("q")["desired"] == 6, timeout_s=15, what="a scale-up to max")
+    )
+    sup.start()
+    sup.wait_running("q", 1)
+    jobs = [f"job-{i}" for i in range(400)]
+    queue.push(*jobs)
+    wait_until(lambda: sup.bot("q")["desired"] == 6, timeout_s=15, what="a scale-up to max")
 
-        def busy_worker() -> int | None:
-            for w in sup.bot("q")["workers"]:
-                if w["pid"] and w["metrics"].get("inflight") == 1:
-                    return int(w["pid"])
-            return None
+    def busy_worker() -> int | None:
+        for w in sup.bot("q")["workers"]:
+            if w["pid"] and w["metrics"].get("inflight") == 1:
+                return int(w["pid"])
+        return None
 
-        victim = wait_until(busy_worker, timeout_s=15, what="a worker holding a job")
-        os.kill(victim, signal.SIGKILL)
-        wait_until(lambda: set(queue.done()) >= set(jobs), timeout_s=60, what="every job done")
-        wait_until(queue.drained, timeout_s=30, what="nothing waiting or held")
-        wait_until(lambda: sup.bot("q")["desired"] == 1, timeout_s=30, what="the scale-down")
-        scaled = [e for e in sup.events("bot_scaled") if e["bot"] == "q"]
-        assert scaled[0]["previous"] == 1
-        assert max(e["desired"] for e in scaled) == 6
-        assert scaled[-1]["desired"] == 1
-        assert "queue_depth" in scaled[0]["reason"]
-    finally:
-        queue.delete_all()
+    victim = wait_until(busy_worker, timeout_s=15, what="a worker holding a job")
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: set(queue.done()) >= set(jobs), timeout_s=60, what="every job done")
+    wait_until(queue.drained, timeout_s=30, what="nothing waiting or held")
+    wait_until(lambda: sup.bot("q")["desired"] == 1, timeout_s=30, what="the scale-down")
+    scaled = [e for e in sup.events("bot_scaled") if e["bot"] == "q"]
+    assert scaled[0]["previous"] == 1
+    assert max(e["desired"] for e in scaled) == 6
+    assert scaled[-1]["desired"] == 1
+    assert "queue_depth" in scaled[0]["reason"]

@@ -88,3 +88,20 @@ def test_outbox_splits_large_logs_by_bytes() -> None:
         sizes.append(len(protocol.encode_batch(b"t" * 16, batch)))
     assert len(sizes) > 1
     assert max(sizes) < protocol.MAX_WORKER_FRAME_BYTES
+
+
+def test_outbox_keeps_order_across_kinds() -> None:
+    """READY does not overtake the gauges before it, and BYE is always the last message."""
+    box = _Outbox()
+    box.add_metric([protocol.METRIC, "a", 1, False], 24)
+    box.add([protocol.READY])
+    for i in range(300):
+        box.add_metric([protocol.METRIC, "b", i, False], 24)
+    box.add([protocol.BYE, 1])
+    sent = []
+    while box:
+        sent += box.take()
+    assert sent[0] == [protocol.METRIC, "a", 1, False]
+    assert sent[1] == [protocol.READY]
+    assert sent[-1] == [protocol.BYE, 1]
+    assert len(sent) == 303
