@@ -198,27 +198,20 @@ def format_event(event: dict[str, Any]) -> str:
 
 
 def format_status(result: dict[str, Any]) -> str:
-    """The human table: a row per bot, then a row per worker."""
-    rows = [
-        [
-            "BOT / WORKER",
-            "STATE",
-            "READY",
-            "MODE / PID",
-            "RESTARTS",
-            "UPTIME",
-            "CPU",
-            "RSS",
-            "METRICS",
-        ]
-    ]
+    """The human table: a row per bot, then a row per worker; notes below their bot."""
+    header = ["BOT / WORKER", "STATE", "READY", "MODE / PID", "RESTARTS", "UPTIME", "CPU", "RSS"]
+    rows: list[list[str]] = [[*header, "METRICS"]]
+    notes: dict[int, list[str]] = {}  # row index -> full-width lines after it
     for name, b in result["bots"].items():
         rows.append([
             name, b["state"], f"{b['ready']}/{b['desired']}", b["mode"], str(b["restarts"]),
             duration(b["uptime_s"]), "", "", "",
         ])  # fmt: skip
+        bot_notes = notes.setdefault(len(rows) - 1, [])
         if b.get("failure"):
-            rows.append(["", f"failed: {b['failure']}", "", "", "", "", "", "", ""])
+            bot_notes.append(f"failed: {b['failure']}")
+        if b.get("scale"):
+            bot_notes.append(_scale_line(b["scale"]))
         for w in b["workers"]:
             alive = w["pid"] is not None
             rows.append([
@@ -230,9 +223,23 @@ def format_status(result: dict[str, Any]) -> str:
                 _metrics(w.get("metrics", {})),
             ])  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
+    lines = []
+    for index, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        lines += [f"    {note}" for note in notes.get(index, [])]
+    return "\n".join(lines)
+
+
+def _scale_line(scale: dict[str, Any]) -> str:
+    """One line on an autoscaled bot: its range, metrics against targets, the last decision."""
+    parts = [f"autoscaled {scale['min']}..{scale['max']}"]
+    for m in scale["metrics"]:
+        value = "-" if m["value"] is None else f"{m['value']:g}"
+        parts.append(f"{m['metric']} {value} (target {m['target']:g})")
+    last = scale.get("last_decision")
+    if last:
+        parts.append(f"last: {last['reason'].rsplit('; ', 1)[-1]} {duration(last['age_s'])} ago")
+    return ", ".join(parts)
 
 
 def _metrics(metrics: dict[str, float], width: int = 48) -> str:
