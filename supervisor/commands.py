@@ -51,21 +51,10 @@ class Commands:
         return {"pid": self._sup.status_header()["pid"], "version": __version__}
 
     async def status(self, args: dict[str, Any]) -> Any:
-        now = time.monotonic()
         name = args.get("bot")
-        bots = [self._bot(args)] if name is not None else list(self._sup.bots.values())
-        return {
-            "supervisor": self._sup.status_header(),
-            "bots": {b.name: self._bot_status(b, now) for b in bots},
-            "plugins": {},
-        }
-
-    def _bot_status(self, bot: Bot, now: float) -> dict[str, Any]:
-        status = bot_status(bot, now)
-        autoscaler = self._sup.autoscalers.get(bot.name)
-        if autoscaler is not None:
-            status["scale"] = autoscaler.status(now)
-        return status
+        if name is not None:
+            self._bot(args)  # a clear error for an unknown bot
+        return full_status(self._sup, name, time.monotonic())
 
     async def scale(self, args: dict[str, Any]) -> Any:
         bot = self._bot(args)
@@ -151,6 +140,24 @@ def _outside_range(bot: Bot) -> str:
 
 
 # ---------------------------------------------------------------- status
+
+
+def full_status(sup: Supervisor, bot_name: str | None, now: float) -> dict[str, Any]:
+    """What `status --json` prints (and the monitor serves as /api/status)."""
+    bots = [sup.bots[bot_name]] if bot_name is not None else list(sup.bots.values())
+    return {
+        "supervisor": sup.status_header(),
+        "bots": {b.name: _bot_with_scale(sup, b, now) for b in bots},
+        "plugins": {r.name: r.status() for r in sup.plugin_host.runners},
+    }
+
+
+def _bot_with_scale(sup: Supervisor, bot: Bot, now: float) -> dict[str, Any]:
+    status = bot_status(bot, now)
+    autoscaler = sup.autoscalers.get(bot.name)
+    if autoscaler is not None:
+        status["scale"] = autoscaler.status(now)
+    return status
 
 
 def bot_status(bot: Bot, now: float) -> dict[str, Any]:

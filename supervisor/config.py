@@ -18,7 +18,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -37,7 +37,9 @@ from supervisor.fields import (
     module_spec,
     number,
     signal_name,
+    string,
 )
+from supervisor.plugins.base import Plugin
 from supervisor.scaleconf import parse_scale
 from supervisor.scaling import Policy
 
@@ -155,12 +157,22 @@ class SupervisorSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PluginConfig:
+    """One `[plugins.NAME]` table: the plugin's class and its own typed settings."""
+
+    name: str
+    cls: type[Plugin]
+    settings: Any
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """A whole, valid `supervisor.toml`. Bots keep their order in the file."""
 
     path: Path
     supervisor: SupervisorSettings
     bots: Mapping[str, BotConfig]
+    plugins: Mapping[str, PluginConfig] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def uses_fork_server(self) -> bool:
@@ -202,10 +214,46 @@ def _parse(raw: dict[str, Any], path: Path, problems: list[str]) -> Config | Non
         bot = _parse_bot(name, Table(raw_bot, f"bots.{name}", problems), base)
         if bot is not None:
             bots[name] = bot
+    plugins = _parse_plugins(top.sub("plugins"))
     top.finish()
     if problems:
         return None
-    return Config(path=path, supervisor=settings, bots=MappingProxyType(bots))
+    return Config(
+        path=path,
+        supervisor=settings,
+        bots=MappingProxyType(bots),
+        plugins=MappingProxyType(plugins),
+    )
+
+
+def _parse_plugins(table: Table) -> dict[str, PluginConfig]:
+    """Each `[plugins.NAME]`: find the plugin, let it read its own table."""
+    from supervisor import plugins  # noqa: PLC0415  (only configs with plugins pay for it)
+
+    found: dict[str, PluginConfig] = {}
+    kinds: dict[int, str] = {}
+    for name, raw in table.raw.items():
+        table.used.add(name)
+        sub = Table(raw, f"plugins.{name}", table.problems)
+        spec = sub.take("class", string, "")
+        try:
+            cls = plugins.load(name, spec)
+        except LookupError as e:
+            table.problems.append(f"plugins.{name}: {e}")
+            continue
+        try:
+            settings = cls.configure(sub)
+        except Exception as e:  # a third-party plugin's bug is a config error, not a crash
+            table.problems.append(f"plugins.{name}: reading its table failed: {e!r}")
+            continue
+        for kind in cls.message_kinds:
+            if kind in kinds:
+                table.problems.append(
+                    f"plugins.{name}: message kind {kind} is taken by plugin {kinds[kind]}"
+                )
+            kinds[kind] = name
+        found[name] = PluginConfig(name, cls, settings)
+    return found
 
 
 def _take_run_dir(table: Table, base: Path) -> Path:

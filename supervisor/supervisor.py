@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,6 +38,8 @@ from supervisor.errors import AlreadyRunningError, CommandError, ProtocolError
 from supervisor.events import Events
 from supervisor.fleet import Bot, FleetContext, base_env
 from supervisor.helpers import ForkServer, Guardian
+from supervisor.plugins.host import SupervisorHost
+from supervisor.plugins.runner import PluginRunner
 from supervisor.process import Reaper, become_subreaper, end_strays
 from supervisor.transport import (
     ControlServer,
@@ -53,6 +56,8 @@ _STRAY_TIMEOUT_S = 2.0
 _KILL_WAIT_S = 5.0
 _REPLY_WAIT_S = 2.0  # at shutdown, for the last replies to get out
 _WATCHDOG_TICK_S = 0.25
+_LAG_TICK_S = 0.1
+_LAG_WARN_S = 0.25
 
 
 EarlyForkServer = tuple[subprocess.Popen[bytes], socket.socket]
@@ -68,6 +73,8 @@ class Supervisor:
         self.fork_server = ForkServer(self.reaper)
         self.bots: dict[str, Bot] = {}
         self.autoscalers: dict[str, Autoscaler] = {}
+        self.plugin_host = SupervisorHost(self)
+        self.loop_lag_s = 0.0
         self.pins: dict[str, int] = {}
         self.started_at = time.monotonic()
         self.rejected_frames: dict[str, int] = {}
@@ -109,6 +116,8 @@ class Supervisor:
                     tg.start_soon(bot.run)
                 for autoscaler in self.autoscalers.values():
                     tg.start_soon(autoscaler.run)
+                self._start_plugins(tg, self.channel)
+                tg.start_soon(self._watch_loop_lag)
                 self.events.emit("supervisor_started", pid=os.getpid(), run_dir=str(self.run_dir))
                 await self.shutdown_requested.wait()
                 await self._stop_fleet()
@@ -182,6 +191,33 @@ class Supervisor:
             bot = self.bots[name] = Bot(spec, ctx, self.pins.get(name))
             if spec.scale is not None:
                 self.autoscalers[name] = Autoscaler(bot, spec.scale, self.events)
+
+    def _start_plugins(self, tg: anyio.abc.TaskGroup, channel: Channel) -> None:
+        for spec in self.config.plugins.values():
+            plugin = spec.cls(spec.settings)
+            runner = PluginRunner(plugin, self.plugin_host)
+            self.plugin_host.runners.append(runner)
+            for kind, check in spec.cls.message_kinds.items():
+                protocol.register_kind(kind, check)
+                channel.plugin_handlers[kind] = partial(self.plugin_host.on_message, runner)
+            tg.start_soon(runner.run)
+        if self.plugin_host.runners:
+            self.events.listen(self._to_plugins)
+
+    def _to_plugins(self, event: str, fields: dict[str, Any]) -> None:
+        for runner in self.plugin_host.runners:
+            if runner.wants(event):
+                runner.deliver(event, fields)
+
+    async def _watch_loop_lag(self) -> None:
+        """Say so when something held the loop: a plugin's hook, a slow disk, a bug."""
+        while True:
+            before = time.monotonic()
+            await anyio.sleep(_LAG_TICK_S)
+            lag_s = time.monotonic() - before - _LAG_TICK_S
+            self.loop_lag_s = max(self.loop_lag_s * 0.9, lag_s)
+            if lag_s > _LAG_WARN_S:
+                log.warning("loop_stalled", lag_s=round(lag_s, 3))
 
     async def _watchdog(self) -> None:
         """Readiness and heartbeat checks, a few times per shortest timeout."""
@@ -348,4 +384,5 @@ class Supervisor:
             "control": {"rejected": dict(self.rejected_frames)},
             "workers": self.channel.stats() if self.channel else {},
             "events_published": self.events.published,
+            "loop_lag_s": round(self.loop_lag_s, 4),
         }

@@ -24,6 +24,11 @@ async def main() -> None:
         elif mode == "block":
             await asyncio.sleep(float(os.environ.get("SDK_BLOCK_AFTER_S", "0.5")))
             time.sleep(3600)  # noqa: ASYNC251  (the point: the loop is stuck, heartbeats stop)
+        elif mode == "config":
+            async for control in w.control():
+                if control.kind == "config":
+                    w.gauge("colour_is_green", 1 if w.config.get("colour") == "green" else 0)
+                    w.flush()
         elif mode == "drain":
             async for control in w.control():
                 if control.kind == "drain":
