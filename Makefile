@@ -33,6 +33,7 @@ format: install
 	$(BIN)/ruff format supervisor bots tests bench
 
 bench: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	bash bench/baselines/install.sh
 	$(BIN)/python bench/lifecycle.py
 
