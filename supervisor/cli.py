@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--worker", type=int, metavar="SLOT")
         p.set_defaults(func=_lifecycle, verb=name)
     command("shutdown", "stop every bot, then the supervisor").set_defaults(func=_shutdown)
+    p = command("top", "a live view of the fleet, refreshed every second")
+    p.add_argument("--interval", type=float, default=1.0, metavar="SECONDS")
+    p.set_defaults(func=_top)
     p = command("events", "print fleet events as they happen")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=_events)
@@ -160,6 +163,43 @@ def _shutdown(args: argparse.Namespace) -> int:
     r = _request(args, "shutdown", _WAIT_TIMEOUT_S)
     print(f"supervisor stopped ({len(r['stopped'])} bots)")
     return ExitCode.OK
+
+
+def _top(args: argparse.Namespace) -> int:
+    import time
+
+    from supervisor import client, rundir
+
+    run_dir = rundir.load_run_dir(_config_path(args))
+    out = sys.stdout
+    out.write("\x1b[?25l")  # hide the cursor while we redraw
+    try:
+        while True:
+            status = client.request(run_dir, "status", timeout_s=_QUICK_TIMEOUT_S)
+            out.write("\x1b[H\x1b[2J" + format_top(status) + "\n")
+            out.flush()
+            time.sleep(args.interval)
+    finally:
+        out.write("\x1b[?25h")
+        out.flush()
+
+
+def format_top(status: dict[str, Any]) -> str:
+    """`supervisor top`: a header with fleet totals, then the status table."""
+    import time
+
+    s, bots = status["supervisor"], status["bots"].values()
+    workers = [w for b in bots for w in b["workers"] if w["pid"] is not None]
+    cpu = sum(w["cpu_percent"] for w in workers)
+    rss = sum(w["rss_bytes"] for w in workers)
+    header = (
+        f"supervisor {s['version']}  pid {s['pid']}  up {duration(s['uptime_s'])}  "
+        f"{time.strftime('%H:%M:%S')}\n"
+        f"bots {len(status['bots'])}  workers {len(workers)}  "
+        f"ready {sum(b['ready'] for b in bots)}/{sum(b['desired'] for b in bots)}  "
+        f"restarts {sum(b['restarts'] for b in bots)}  cpu {cpu:.1f}%  rss {size(rss)}\n"
+    )
+    return header + "\n" + format_status(status)
 
 
 def _events(args: argparse.Namespace) -> int:

@@ -99,7 +99,7 @@ class Series:
     def _growth(self, window_s: float) -> float:
         times, rss = self.times.values(), self.rings["rss_mb"].values()
         start = next((i for i, t in enumerate(times) if times[-1] - t <= window_s), 0)
-        slope = slope_per_hour(times[start:], rss[start:])
+        slope = slope_per_hour(times[start:], rss[start:], min_span_s=min(10.0, window_s / 2))
         return float("nan") if slope is None else slope
 
     def latest(self, metric: str) -> float | None:
