@@ -25,11 +25,15 @@ class Ours(Fleet):
         argv = ", ".join(f'"{a}"' for a in worker_argv(kind))
         return f"command = [{argv}]"
 
+    def extra_config(self) -> str:
+        """More TOML after the bot's table (plugins, say)."""
+        return ""
+
     def launch(self, n: int, kind: str) -> None:
         self.config = self.dir / "supervisor.toml"
         self.config.write_text(
             f'[supervisor]\nrun_dir = "run"\nlog_format = "json"\n\n'
-            f"[bots.w]\n{self.bot_config(kind)}\nworkers = {n}\n"
+            f"[bots.w]\n{self.bot_config(kind)}\nworkers = {n}\n{self.extra_config()}"
         )
         log = open(self.dir / "log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(

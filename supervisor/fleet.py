@@ -242,6 +242,8 @@ class Bot:
         self._read_output(slot, child)
         self._ctx.changed()
         self._ctx.events.emit("worker_spawned", bot=self.name, worker=slot.index, pid=child.pid)
+        if slot.link is not None and self.spec.readiness is not Readiness.SDK:
+            self._ctx.task_group.start_soon(self._ready_in_due_time, slot, slot.link)
 
     def _on_ready(self, slot: Slot, link: WorkerLink) -> None:
         pid = slot.child.pid if slot.child else None
@@ -367,21 +369,26 @@ class Bot:
     def check_health(self, now: float) -> None:
         """Readiness of workers without the SDK; kills for silence or never getting ready."""
         for slot in self.slots.values():
-            link, child = slot.link, slot.child
-            if link is None or child is None or not slot.alive or slot.stopping or slot.condemned:
-                continue
-            seen = health.Seen(
-                link.started_at,
-                self._expects_sdk(link),
-                link.ready,
-                link.ready_at,
-                link.last_heartbeat,
-            )
-            verdict, reason = health.check(self._limits, seen, now)
-            if verdict is health.Verdict.READY:
-                link.mark_ready(now)
-            elif verdict is not health.Verdict.WAIT:
-                self._condemn(slot, child, reason)
+            self._check_slot(slot, now)
+
+    def _check_slot(self, slot: Slot, now: float) -> None:
+        link, child = slot.link, slot.child
+        if link is None or child is None or not slot.alive or slot.stopping or slot.condemned:
+            return
+        seen = health.Seen(
+            link.started_at, self._expects_sdk(link), link.ready, link.ready_at, link.last_heartbeat
+        )
+        verdict, reason = health.check(self._limits, seen, now)
+        if verdict is health.Verdict.READY:
+            link.mark_ready(now)
+        elif verdict is not health.Verdict.WAIT:
+            self._condemn(slot, child, reason)
+
+    async def _ready_in_due_time(self, slot: Slot, link: WorkerLink) -> None:
+        """A one-shot timer per spawn for readiness by delay: no periodic check needed."""
+        await anyio.sleep(self.spec.ready_after_s)
+        if slot.link is link:
+            self._check_slot(slot, time.monotonic())
 
     def _condemn(self, slot: Slot, child: Child, reason: str) -> None:
         """Kill an unresponsive worker; its exit counts as a failure, so it is restarted."""

@@ -55,8 +55,8 @@ _SAVE_EVERY_S = 0.2  # live process groups are saved at most this often
 _STRAY_TIMEOUT_S = 2.0
 _KILL_WAIT_S = 5.0
 _REPLY_WAIT_S = 2.0  # at shutdown, for the last replies to get out
-_WATCHDOG_TICK_S = 0.25
-_LAG_TICK_S = 0.1
+_WATCHDOG_TICK_S = (0.1, 2.5)  # at least, at most: four checks per shortest SDK timeout
+_LAG_TICK_S = 1.0
 _LAG_WARN_S = 0.25
 
 
@@ -220,14 +220,18 @@ class Supervisor:
                 log.warning("loop_stalled", lag_s=round(lag_s, 3))
 
     async def _watchdog(self) -> None:
-        """Readiness and heartbeat checks, a few times per shortest timeout."""
+        """Heartbeat and ready-timeout checks of SDK workers, four per shortest timeout.
+
+        Readiness by delay needs no tick: each spawn sets a one-shot timer.
+        """
         timeouts = [
             t
             for b in self.config.bots.values()
-            for t in (b.heartbeat_timeout_s, b.ready_after_s, b.ready_timeout_s)
+            for t in (b.heartbeat_timeout_s, b.ready_timeout_s)
             if t > 0
         ]
-        tick_s = min(_WATCHDOG_TICK_S, *(t / 4 for t in timeouts))
+        low, high = _WATCHDOG_TICK_S
+        tick_s = max(low, min([high, *(t / 4 for t in timeouts)]))
         while True:
             await anyio.sleep(tick_s)
             now = time.monotonic()

@@ -44,6 +44,7 @@ log = structlog.get_logger("supervisor.monitor")
 SAMPLED = ("cpu_percent", "rss_mb", "threads", "fds", "ctx_switches_per_s", "rss_growth_mb_per_h")
 MAX_REPORTED_SERIES = 16  # worker-reported metrics kept as series, per worker
 SCALING_TIMELINE = 200
+_GROWTH_EVERY = 5  # samples between two fits of memory growth
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,8 @@ class Series:
         self.reported: dict[str, Ring] = {}
         self._size = size
         self._last: tuple[float, procstat.ProcSample] | None = None
+        self._samples = 0
+        self._growth_now = math.nan
 
     def add(
         self, now: float, s: procstat.ProcSample, reported: dict[str, float], trend_s: float
@@ -84,7 +87,10 @@ class Series:
         values |= {"fds": s.fds, "ctx_switches_per_s": ctx}
         for name, value in values.items():
             self.rings[name].append(value)
-        self.rings["rss_growth_mb_per_h"].append(self._growth(trend_s))
+        self._samples += 1
+        if self._samples % _GROWTH_EVERY == 0 or math.isnan(self._growth_now):
+            self._growth_now = self._growth(trend_s)  # a fit over the window: not every sample
+        self.rings["rss_growth_mb_per_h"].append(self._growth_now)
         for name, value in reported.items():
             ring = self.reported.get(name)
             if ring is None and len(self.reported) < MAX_REPORTED_SERIES:

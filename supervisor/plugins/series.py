@@ -32,9 +32,9 @@ class Ring:
         return self._values[self._head - 1] if self._count else None
 
     def values(self) -> list[float]:
-        size = len(self._values)
-        start = (self._head - self._count) % size
-        return [self._values[(start + i) % size] for i in range(self._count)]
+        if self._count < len(self._values):
+            return self._values[: self._count].tolist()
+        return (self._values[self._head :] + self._values[: self._head]).tolist()
 
 
 def slope_per_hour(
