@@ -29,7 +29,7 @@ from supervisor.transport import WorkerServer
 log = structlog.get_logger("supervisor.channel")
 
 _RECENTLY_CLOSED = 4096  # tokens of exited workers whose last frames may still arrive
-_YIELD_EVERY = 4  # batches; a recv that finds one waiting does not let the loop run
+_TAKE_AT_ONCE = 8  # batches (of up to 256 messages) handled before the loop gets a turn
 
 
 @dataclass
@@ -44,7 +44,7 @@ class WorkerLink:
     said_hello: bool = False
     ready: bool = False
     ready_at: float | None = None
-    last_heartbeat: float | None = None
+    last_heartbeat: float | None = None  # or any batch: under a flood heartbeats queue up
     messages: int = 0
     dropped: int = 0  # metrics the SDK shed because we were behind
     gauges: dict[str, float] = field(default_factory=dict)
@@ -97,12 +97,12 @@ class Channel:
     # ------------------------------------------------------------ the loop
 
     async def run(self) -> None:
-        n = 0
         while True:
-            self.handle(await self._server.recv())
-            n += 1
-            if n % _YIELD_EVERY == 0:
-                await anyio.lowlevel.checkpoint()
+            for frames in await self._server.recv_many(_TAKE_AT_ONCE):
+                self.handle(frames)
+            # A recv that finds a message waiting returns without letting the loop run:
+            # give control requests and exits their turn even under a flood.
+            await anyio.lowlevel.checkpoint()
 
     def handle(self, frames: list[bytes]) -> None:
         """One ZeroMQ message from a worker: [identity, batch]."""
@@ -128,6 +128,9 @@ class Channel:
     def _apply(self, link: WorkerLink, messages: list[list[Any]]) -> list[list[Any]]:
         """Apply a batch to its link; returns the ACKs to send (the hot path)."""
         now = time.monotonic()
+        # Any batch shows the bot's loop ran (the SDK sends only from it), and a heartbeat
+        # stuck behind thousands of the worker's own frames must not get it killed.
+        link.last_heartbeat = now
         acks: list[list[Any]] = []
         gauges, counters = link.gauges, link.counters
         for m in messages:
@@ -138,7 +141,6 @@ class Channel:
                 else:
                     gauges[m[1]] = m[2]
             elif kind == protocol.HEARTBEAT:
-                link.last_heartbeat = now
                 acks.append([protocol.ACK, m[1]])
             elif kind == protocol.READY:
                 link.mark_ready(now)

@@ -56,6 +56,7 @@ BATCH_BYTES = 256 << 10
 FLUSH_AFTER_S = 0.05
 MAX_BUFFERED_METRICS = 10_000
 _BYE_WAIT_S = 2.0
+_RETRY_S = 0.005  # after libzmq refused a batch
 _GONE_AFTER_S = 30.0  # no answer to heartbeats for this long (at least): the supervisor is gone
 _CONTROL_QUEUE = 256
 
@@ -163,6 +164,8 @@ class _Link:
         self.sent_batches = 0
         self._outbox = _Outbox()
         self._pending: bytes | None = None  # a batch libzmq would not take yet
+        self._retry_at = 0.0
+        self._appends = 0
         self._callbacks: list[Callable[[Control], None]] = []
         self._seq = 0
         self._last_ack = time.monotonic()
@@ -209,6 +212,9 @@ class _Link:
                     return True
                 self._pending = protocol.encode_batch(self.settings.token, self._outbox.take())
             if not self._dealer_send(self._pending):
+                # The supervisor is behind: do not retry on every metric (that would take
+                # the CPU it needs to catch up); try again a little later.
+                self._retry_at = time.monotonic() + _RETRY_S
                 return False
             self._pending = None
             self.sent_batches += 1
@@ -219,18 +225,19 @@ class _Link:
         raise NotImplementedError
 
     def _maybe_flush(self) -> None:
+        """After each append (the hot path: kept to a few comparisons)."""
         outbox = self._outbox
-        if (
-            len(outbox) >= BATCH_MESSAGES
-            or outbox.size >= BATCH_BYTES
-            or time.monotonic() - outbox.first_at >= FLUSH_AFTER_S
-        ):
-            self.flush()
+        if len(outbox.metrics) + len(outbox.other) >= BATCH_MESSAGES or outbox.size >= BATCH_BYTES:
+            if self._pending is None or time.monotonic() >= self._retry_at:
+                self.flush()
         else:
             self._schedule_flush()
 
     def _schedule_flush(self) -> None:
-        """Async bots flush on a timer; sync ones on their next call."""
+        """Async bots flush on a timer; sync ones look at the clock every 16th call."""
+        self._appends += 1
+        if self._appends & 15 == 0 and time.monotonic() - self._outbox.first_at >= FLUSH_AFTER_S:
+            self.flush()
 
     def _heartbeat(self) -> None:
         self._seq += 1
