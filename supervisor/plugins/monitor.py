@@ -37,14 +37,13 @@ from supervisor.fields import BadValue, Table, duration, enum_choice, number, st
 from supervisor.plugins import procstat
 from supervisor.plugins.alerts import Action, Alert, Rule, State, evaluate
 from supervisor.plugins.base import Host, Metric, Plugin, WorkerRef
-from supervisor.plugins.series import Ring, slope_per_hour
+from supervisor.plugins.series import Ring, RollingFit
 
 log = structlog.get_logger("supervisor.monitor")
 
 SAMPLED = ("cpu_percent", "rss_mb", "threads", "fds", "ctx_switches_per_s", "rss_growth_mb_per_h")
 MAX_REPORTED_SERIES = 16  # worker-reported metrics kept as series, per worker
 SCALING_TIMELINE = 200
-_GROWTH_EVERY = 5  # samples between two fits of memory growth
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +69,7 @@ class Series:
         self.reported: dict[str, Ring] = {}
         self._size = size
         self._last: tuple[float, procstat.ProcSample] | None = None
-        self._samples = 0
-        self._growth_now = math.nan
+        self._fit: RollingFit | None = None
 
     def add(
         self, now: float, s: procstat.ProcSample, reported: dict[str, float], trend_s: float
@@ -87,10 +85,11 @@ class Series:
         values |= {"fds": s.fds, "ctx_switches_per_s": ctx}
         for name, value in values.items():
             self.rings[name].append(value)
-        self._samples += 1
-        if self._samples % _GROWTH_EVERY == 0 or math.isnan(self._growth_now):
-            self._growth_now = self._growth(trend_s)  # a fit over the window: not every sample
-        self.rings["rss_growth_mb_per_h"].append(self._growth_now)
+        if self._fit is None:
+            self._fit = RollingFit(trend_s)
+        self._fit.add(now, values["rss_mb"])
+        growth = self._fit.slope_per_hour(min_span_s=min(10.0, trend_s / 2))
+        self.rings["rss_growth_mb_per_h"].append(math.nan if growth is None else growth)
         for name, value in reported.items():
             ring = self.reported.get(name)
             if ring is None and len(self.reported) < MAX_REPORTED_SERIES:
@@ -101,12 +100,6 @@ class Series:
     @property
     def last_sample(self) -> procstat.ProcSample | None:
         return self._last[1] if self._last is not None else None
-
-    def _growth(self, window_s: float) -> float:
-        times, rss = self.times.values(), self.rings["rss_mb"].values()
-        start = next((i for i, t in enumerate(times) if times[-1] - t <= window_s), 0)
-        slope = slope_per_hour(times[start:], rss[start:], min_span_s=min(10.0, window_s / 2))
-        return float("nan") if slope is None else slope
 
     def latest(self, metric: str) -> float | None:
         ring = self.rings.get(metric) or self.reported.get(metric)

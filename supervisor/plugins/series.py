@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections import deque
 
 
 class Ring:
@@ -55,3 +56,41 @@ def slope_per_hour(
         return None
     cov = sum((t - mean_t) * (v - mean_v) for t, v in pairs)
     return cov / var_t * 3600.0
+
+
+class RollingFit:
+    """The least-squares slope of the last `window_s` of (time, value) points, kept up to
+    date in O(1) per point with running sums (the monitor fits every worker every second).
+    """
+
+    __slots__ = ("_origin", "_points", "_st", "_stt", "_stv", "_sv", "window_s")
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._points: deque[tuple[float, float]] = deque()
+        self._origin: float | None = None  # times are kept relative to it: small sums
+        self._st = self._sv = self._stt = self._stv = 0.0
+
+    def add(self, t: float, v: float) -> None:
+        if self._origin is None:
+            self._origin = t
+        t -= self._origin
+        self._points.append((t, v))
+        self._change(t, v, 1.0)
+        while self._points and t - self._points[0][0] > self.window_s:
+            self._change(*self._points.popleft(), -1.0)
+
+    def _change(self, t: float, v: float, sign: float) -> None:
+        self._st += sign * t
+        self._sv += sign * v
+        self._stt += sign * t * t
+        self._stv += sign * t * v
+
+    def slope_per_hour(self, min_span_s: float = 10.0) -> float | None:
+        n = len(self._points)
+        if n < 3 or self._points[-1][0] - self._points[0][0] < min_span_s:
+            return None
+        denominator = n * self._stt - self._st * self._st
+        if denominator <= 0:
+            return None
+        return (n * self._stv - self._st * self._sv) / denominator * 3600.0

@@ -75,3 +75,18 @@ def test_slope_per_hour(times: list[float], values: list[float], slope: float | 
     """Memory growth is the least-squares slope, per hour, over enough samples."""
     got = slope_per_hour(times, values)
     assert got == (pytest.approx(slope) if slope is not None else None)
+
+
+def test_rolling_fit_matches_the_plain_fit_over_its_window() -> None:
+    """The O(1) rolling fit gives the least-squares slope of just its window's points."""
+    from supervisor.plugins.series import RollingFit
+
+    fit = RollingFit(window_s=30)
+    times = [float(t) for t in range(0, 100, 2)]
+    values = [t * 0.1 + (5 if t < 50 else 0) for t in times]  # a step, then a steady climb
+    for t, v in zip(times, values, strict=True):
+        fit.add(t, v)
+    recent = [(t, v) for t, v in zip(times, values, strict=True) if times[-1] - t <= 30]
+    expected = slope_per_hour([t for t, _ in recent], [v for _, v in recent])
+    assert fit.slope_per_hour() == pytest.approx(expected)
+    assert fit.slope_per_hour() == pytest.approx(360.0)
