@@ -43,6 +43,7 @@ from supervisor.plugins.base import Plugin
 from supervisor.scaleconf import parse_scale
 from supervisor.scaling import Policy
 
+ENVIRONMENTS = ("dev", "staging", "prod", "high-performance")
 _BOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -154,6 +155,7 @@ class SupervisorSettings:
     log_level: str = "info"
     log_format: LogFormat = LogFormat.AUTO
     shutdown_timeout_s: float = 30.0
+    environment: str = ""  # "dev", "staging", "prod", "high-performance"; plugins may inherit it
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +207,7 @@ def _parse(raw: dict[str, Any], path: Path, problems: list[str]) -> Config | Non
         log_level=sup.take("log_level", choice("debug", "info", "warning", "error"), "info"),
         log_format=sup.take("log_format", enum_choice(LogFormat), LogFormat.AUTO),
         shutdown_timeout_s=sup.take("shutdown_timeout_s", duration, 30.0),
+        environment=sup.take("environment", choice(*ENVIRONMENTS), ""),
     )
     sup.finish()
     bots_table = top.sub("bots")
@@ -214,7 +217,7 @@ def _parse(raw: dict[str, Any], path: Path, problems: list[str]) -> Config | Non
         bot = _parse_bot(name, Table(raw_bot, f"bots.{name}", problems), base)
         if bot is not None:
             bots[name] = bot
-    plugins = _parse_plugins(top.sub("plugins"))
+    plugins = _parse_plugins(top.sub("plugins"), {"environment": settings.environment})
     top.finish()
     if problems:
         return None
@@ -226,8 +229,12 @@ def _parse(raw: dict[str, Any], path: Path, problems: list[str]) -> Config | Non
     )
 
 
-def _parse_plugins(table: Table) -> dict[str, PluginConfig]:
-    """Each `[plugins.NAME]`: find the plugin, let it read its own table."""
+def _parse_plugins(table: Table, inherited: dict[str, str]) -> dict[str, PluginConfig]:
+    """Each `[plugins.NAME]`: find the plugin, let it read its own table.
+
+    A plugin that lists a `[supervisor]` key in `inherits` sees it in its own
+    table unless it sets that key itself.
+    """
     from supervisor import plugins  # noqa: PLC0415  (only configs with plugins pay for it)
 
     found: dict[str, PluginConfig] = {}
@@ -241,6 +248,9 @@ def _parse_plugins(table: Table) -> dict[str, PluginConfig]:
         except LookupError as e:
             table.problems.append(f"plugins.{name}: {e}")
             continue
+        for key in cls.inherits:
+            if inherited.get(key) and isinstance(sub.raw, dict):
+                sub.raw.setdefault(key, inherited[key])
         try:
             settings = cls.configure(sub)
         except Exception as e:  # a third-party plugin's bug is a config error, not a crash

@@ -45,11 +45,16 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from supervisor import __version__, protocol
 from supervisor.errors import ProtocolError
 from supervisor.transport import AsyncDealer, SyncDealer
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
+
+    from supervisor.dbpool import PoolClient
 
 BATCH_MESSAGES = 256
 BATCH_BYTES = 256 << 10
@@ -171,6 +176,7 @@ class _Link:
         self._last_ack = time.monotonic()
         self._bye_seq = -1
         self._bye_acked = False
+        self._db: PoolClient | None = None  # db_pool(), see dbpool.py
         self._outbox.add([protocol.HELLO, settings.bot, settings.slot, os.getpid(), __version__])
 
     # ------------------------------------------------------------ what bots call
@@ -218,6 +224,11 @@ class _Link:
                 return False
             self._pending = None
             self.sent_batches += 1
+
+    def send_plugin_message(self, message: list[Any]) -> None:
+        """A message of a plugin's own kind (32-63), sent now (helpers such as dbpool.py)."""
+        self._outbox.add(message, 64)
+        self.flush()
 
     # ------------------------------------------------------------ shared machinery
 
@@ -284,6 +295,8 @@ class _Link:
             return
         if kind == protocol.CONFIG:
             self.config.update(message[1])
+            if self._db is not None:
+                self._db.on_config(message[1])
             control = Control("config", dict(message[1]))
         elif kind == protocol.DRAIN:
             self.draining = True
@@ -335,8 +348,22 @@ class AsyncWorker(_Link):
         finally:
             self._iterating -= 1
 
+    async def db_pool(self, conninfo: str | None = None, **kwargs: Any) -> AsyncConnectionPool[Any]:
+        """A psycopg_pool pool held to this worker's share of the fleet's PostgreSQL budget.
+
+        Waits until the db_tuning plugin grants connections; resized live after that.
+        conninfo defaults to the plugin's dsn; kwargs go to the pool (e.g. timeout=5).
+        """
+        from supervisor import dbpool  # noqa: PLC0415  (bots without a database skip psycopg)
+
+        if self._db is None:
+            self._db = dbpool.PoolClient(self, conninfo, kwargs)
+        return await self._db.wait_granted()
+
     async def aclose(self) -> None:
         """Send the last batch, wait (bounded) for its acknowledgement, close."""
+        if self._db is not None:
+            await self._db.close()
         if self._flush_timer is not None:
             self._flush_timer.cancel()
         self._bye()
@@ -465,6 +492,12 @@ class NullWorker:
 
     def flush(self) -> bool:
         return True
+
+    async def db_pool(self, conninfo: str | None = None, **kwargs: Any) -> AsyncConnectionPool[Any]:
+        """Standalone: a plain, small pool (libpq's PG* variables apply), opened now."""
+        from supervisor import dbpool  # noqa: PLC0415
+
+        return await dbpool.standalone_pool(conninfo, kwargs)
 
     async def control(self) -> AsyncIterator[Control]:
         await asyncio.Event().wait()  # no supervisor, no commands

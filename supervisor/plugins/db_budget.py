@@ -9,10 +9,10 @@ For each worker it holds `limit`, the most connections the worker may have
 open right now. A grant that raises a worker's pool raises its limit at
 once (before the worker hears of it); a grant that lowers it lowers the
 limit only when the worker confirms that it has closed what was above
-(its ACK). Growth is granted only from room that is free both in the
-ledger (budget - sum of limits) and on the server (budget - connections
-seen there), so a new worker never opens a connection before the old
-ones that made room for it are gone.
+(its ACK). Growth is granted only from room that is free in the ledger
+and on the server alike: each worker counts with the larger of its limit
+and the backends PostgreSQL shows for it, so a new worker never opens a
+connection before the old ones that made room for it are gone.
 """
 
 from __future__ import annotations
@@ -148,18 +148,34 @@ class Ledger:
         line.limit, line.confirmed = line.granted, True
         return True
 
-    def plan(self, budget: int, targets: Mapping[Key, int], observed: int | None = None) -> Plan:
+    def occupied(self, observed: Mapping[tuple[str, int], int]) -> int:
+        """Connections that may be open: per worker the larger of its limit and what the
+        server shows for it (a closed connection's backend can linger a moment), plus
+        the fleet's backends that belong to no worker in the ledger (one that exited)."""
+        seen = dict(observed)
+        total = 0
+        for (bot, slot, _), line in self.lines.items():
+            total += max(line.limit, seen.pop((bot, slot), 0))
+        return total + sum(seen.values())
+
+    def plan(
+        self,
+        budget: int,
+        targets: Mapping[Key, int],
+        observed: Mapping[tuple[str, int], int] | None,
+    ) -> Plan:
         """Shrinks to send now, and the growth that fits; updates the ledger as if sent.
 
-        `observed` is the fleet's connections on the server, counted after the
-        latest confirmations arrived (None: unknown, then nothing grows).
+        `observed` counts the fleet's backends on the server by (bot, slot),
+        read after the latest confirmations arrived; None (unknown, e.g. the
+        server is down) lets nothing grow.
         """
         shrink, grow, waiting = [], [], []
         for key, size in sorted(targets.items()):
             line = self.lines.setdefault(key, Held())
             if size < line.granted:
                 shrink.append(self._send(key, line, size, lower=True))
-        room = 0 if observed is None else min(budget - self.total(), budget - max(observed, 0))
+        room = 0 if observed is None else budget - self.occupied(observed)
         for key, size in sorted(targets.items(), key=lambda kv: (self.lines[kv[0]].granted, kv)):
             line = self.lines[key]
             if size <= line.granted:

@@ -112,9 +112,12 @@ class PluginRunner:
             "hook_errors": self.hook_errors,
         }
         try:
-            return base | self.plugin.status()
+            extra = self.plugin.status()
         except Exception as e:
             return base | {"status_error": f"{type(e).__name__}: {e}"}
+        if self.state == "running" and extra.get("degraded"):
+            base["state"] = "degraded"  # running, but its service (e.g. PostgreSQL) is not there
+        return base | extra
 
 
 def _root(e: BaseException) -> BaseException:

@@ -84,24 +84,34 @@ def test_allocate(
 def test_scale_up_shrinks_first_and_waits_for_confirmations() -> None:
     """1 -> 3 workers under 6: the old one shrinks; newcomers grow only as it confirms."""
     ledger = Ledger()
-    one = ledger.plan(6, {k("a", 0): 6}, observed=0)
+    one = ledger.plan(6, {k("a", 0): 6}, {})
     assert [(g.key, g.size) for g in one.grow] == [(k("a", 0), 6)]
     ledger.confirm(k("a", 0), one.grow[0].generation, 6)
 
     targets = {k("a", 0): 2, k("a", 1): 2, k("a", 2): 2}
-    step = ledger.plan(6, targets, observed=6)
+    step = ledger.plan(6, targets, {("a", 0): 6})
     assert [(g.key, g.size) for g in step.shrink] == [(k("a", 0), 2)]
     assert step.grow == ()  # not one connection before the shrink is confirmed
     assert set(step.waiting) == {k("a", 1), k("a", 2)}
     assert ledger.total() == 6
 
     assert ledger.confirm(k("a", 0), step.shrink[0].generation, 2)
-    # Confirmed, but the server still shows 5 (a backend is still exiting): room for 1 only.
-    step = ledger.plan(6, targets, observed=5)
+    # Confirmed, but the server still shows 5 for it (backends still exiting): room for 1.
+    step = ledger.plan(6, targets, {("a", 0): 5})
     assert [(g.key, g.size) for g in step.grow] == [(k("a", 1), 1)]
-    step = ledger.plan(6, targets, observed=3)
+    step = ledger.plan(6, targets, {("a", 0): 2, ("a", 1): 1})
     assert {(g.key, g.size) for g in step.grow} == {(k("a", 1), 2), (k("a", 2), 2)}
     assert ledger.total() == 6
+
+
+def test_backends_of_an_exited_worker_still_count() -> None:
+    """A worker that exited is forgotten, but its backends on the server still take room."""
+    ledger = Ledger()
+    old = ledger.plan(4, {k("a", 0): 4}, {}).grow[0]
+    ledger.confirm(k("a", 0), old.generation, 4)
+    ledger.forget(k("a", 0))
+    plan = ledger.plan(4, {k("a", 1): 4}, {("a", 0): 3})
+    assert [(g.key, g.size) for g in plan.grow] == [(k("a", 1), 1)]
 
 
 @pytest.mark.parametrize(
@@ -116,9 +126,9 @@ def test_scale_up_shrinks_first_and_waits_for_confirmations() -> None:
 def test_confirmations(acks: list[tuple[str, int]], total: int) -> None:
     """Only an ACK of the latest grant, with no more open than granted, lowers a limit."""
     ledger = Ledger()
-    first = ledger.plan(6, {k("a", 0): 6}, observed=0).grow[0]
+    first = ledger.plan(6, {k("a", 0): 6}, {}).grow[0]
     ledger.confirm(k("a", 0), first.generation, 6)
-    shrink = ledger.plan(6, {k("a", 0): 2}, observed=6).shrink[0]
+    shrink = ledger.plan(6, {k("a", 0): 2}, {("a", 0): 6}).shrink[0]
     for which, open_connections in acks:
         generation = shrink.generation if which == "current" else first.generation
         ledger.confirm(k("a", 0), generation, open_connections)
@@ -128,7 +138,7 @@ def test_confirmations(acks: list[tuple[str, int]], total: int) -> None:
 def test_nothing_grows_while_the_server_is_unknown() -> None:
     """Without a count from the server (PostgreSQL down), no grant is raised."""
     ledger = Ledger()
-    plan = ledger.plan(10, {k("a", 0): 4}, observed=None)
+    plan = ledger.plan(10, {k("a", 0): 4}, None)
     assert plan.grow == ()
     assert plan.waiting == (k("a", 0),)
 
@@ -176,7 +186,7 @@ def test_never_over_budget(events: list[tuple[str, int]], budget: int) -> None:
         else:
             workers = [Demand(k("a", i), need=float(n % 5) or None) for i in range(count)]
             targets = allocate(budget, workers, ledger.held())
-            observed = sum(size for size, _ in applied.values())
+            observed = {(key[0], key[1]): size for key, (size, _) in applied.items()}
             plan = ledger.plan(budget, targets, observed)
             inbox += [(g.key, g.size, g.generation) for g in (*plan.shrink, *plan.grow)]
         assert sum(size for size, _ in applied.values()) <= budget
