@@ -1,0 +1,219 @@
+"""The db_tuning plugin against the real PostgreSQL on 127.0.0.1:5432 (trust auth, db "test").
+
+Each test has its own jobs table and its own application_name prefix, so the fleet's
+connections are told apart from everything else on the server by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from bots.db_worker import ensure_table
+from tests.integration.harness import REPO, Supervisor, wait_until
+
+DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+CLUSTER = ["pg_ctlcluster", "--skip-systemctl-redirect"]
+
+
+class Fleet:
+    """A test's jobs table and application_name prefix, and a sampler of pg_stat_activity."""
+
+    def __init__(self) -> None:
+        tag = secrets.token_hex(3)
+        self.table = f"sv_jobs_{tag}"
+        self.app = f"svt{tag}"
+        self.conn = psycopg.connect(DSN, autocommit=True)
+        ensure_table(self.conn, self.table)
+        self.samples: list[int] = []
+        self.sample_errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def push(self, n: int, queue: str = "dbw") -> None:
+        self.conn.execute(
+            sql.SQL("insert into {} (queue) select %s from generate_series(1, %s)").format(
+                sql.Identifier(self.table)
+            ),
+            [queue, n],
+        )
+
+    def done(self, queue: str = "dbw") -> int:
+        row = self.conn.execute(
+            sql.SQL("select count(*) from {} where queue = %s and done").format(
+                sql.Identifier(self.table)
+            ),
+            [queue],
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def connections(self, conn: psycopg.Connection[tuple[int]]) -> int:
+        prefix = self.app + ":"
+        row = conn.execute(
+            "select count(*) from pg_stat_activity where left(application_name, %s) = %s",
+            [len(prefix), prefix],
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def start_sampler(self, every_s: float = 0.05) -> None:
+        """Count the fleet's backends every 50 ms, on a connection of its own, in a thread."""
+
+        def sample() -> None:
+            conn: psycopg.Connection[tuple[int]] | None = None
+            while not self._stop.wait(every_s):
+                try:
+                    conn = conn or psycopg.connect(DSN, autocommit=True, connect_timeout=2)
+                    self.samples.append(self.connections(conn))
+                except psycopg.Error as e:  # while the server restarts
+                    self.sample_errors.append(str(e))
+                    conn = None
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+
+    def stop_sampler(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def close(self) -> None:
+        self.stop_sampler()
+        with contextlib.suppress(psycopg.Error):
+            conn = psycopg.connect(DSN, autocommit=True, connect_timeout=5)
+            conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(self.table)))
+            conn.close()
+        with contextlib.suppress(psycopg.Error):
+            self.conn.close()
+
+    def config(self, bot: str, plugin: str) -> str:
+        return (
+            f"{bot}\n[plugins.db_tuning]\n"
+            f'dsn = "{DSN}"\n'
+            f'application_name = "{self.app}"\n'
+            f"{plugin}\n"
+        )
+
+    def bot_env(self, **env: str) -> str:
+        values = {"PYTHONPATH": str(REPO), "DB_TABLE": self.table, **env}
+        return "{ " + ", ".join(f'{k} = "{v}"' for k, v in values.items()) + " }"
+
+
+@pytest.fixture
+def fleet() -> Iterator[Fleet]:
+    f = Fleet()
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+def _postgres_up() -> bool:
+    return subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"], check=False).returncode == 0
+
+
+@contextlib.contextmanager
+def _postgres_restored() -> Iterator[list[str]]:
+    """Whatever the test does to the server, it runs again afterwards."""
+    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
+    try:
+        yield [*CLUSTER, version, "main"]
+    finally:
+        if not _postgres_up():
+            subprocess.run([*CLUSTER, version, "main", "start"], check=False, timeout=60)
+        wait_until(_postgres_up, timeout_s=30, what="PostgreSQL to run again")
+
+
+def test_autoscaling_1_to_10_and_back_never_exceeds_a_budget_of_20(
+    sup: Supervisor, fleet: Fleet
+) -> None:
+    """A DB-bound bot autoscaled 1 -> 10 -> 1 under a fleet budget of 20: a sampler of
+    pg_stat_activity every 50 ms never sees more than 20 of the fleet's connections, no
+    worker is refused ("too many clients"), running workers shrink before new ones grow,
+    and every job is done."""
+    bot = f"""
+[bots.dbw]
+module = "bots.db_worker:main"
+env = {fleet.bot_env(DB_CONCURRENCY="4", DB_WORK_S="0.005")}
+stop_timeout_s = 5
+[bots.dbw.scale]
+min = 1
+max = 10
+metric = "backlog"
+aggregation = "max"
+target = 100
+interval_s = "0.5s"
+scale_down_window_s = "2s"
+up_limit = {{ workers = 10, percent = 1000, period_s = "1s" }}
+"""
+    plugin = 'environment = "prod"\nreserve = 0\nmax_fleet_connections = 20\ninterval_s = "0.25s"'
+    sup.configure(fleet.config(bot, plugin))
+    fleet.start_sampler()
+    sup.start()
+    sup.wait_running("dbw", 1)
+    wait_until(lambda: fleet.connections(fleet.conn) > 0, what="the first worker to connect")
+    jobs = 12_000
+    fleet.push(jobs)
+
+    wait_until(lambda: sup.bot("dbw")["running"] == 10, timeout_s=60, what="10 workers")
+    wait_until(lambda: fleet.done() == jobs, timeout_s=90, what="every job done")
+    wait_until(lambda: sup.bot("dbw")["desired"] == 1, timeout_s=60, what="the scale-down")
+    sup.wait_running("dbw", 1, timeout_s=30)
+    fleet.stop_sampler()
+
+    print(f"samples={len(fleet.samples)} most={max(fleet.samples)}")
+    assert len(fleet.samples) > 100, "the sampler hardly ran"
+    assert max(fleet.samples) <= 20, f"over the budget: {max(fleet.samples)} connections"
+    assert max(fleet.samples) > 10, "the pools never used the budget: the test proves nothing"
+    resized = sup.events("db_pool_resized")
+    assert any(e["size"] < e["previous"] for e in resized), "no worker was asked to shrink"
+    assert "too many clients" not in sup.log()
+    db = sup.status()["plugins"]["db_tuning"]
+    assert db["state"] == "running"
+    assert db["budget"] == 20
+    assert db["granted"] <= 20
+
+
+def test_a_postgresql_restart_is_survived(sup: Supervisor, fleet: Fleet) -> None:
+    """PostgreSQL goes away under a working fleet: the plugin says degraded, workers report
+    pool errors and are not restarted; once it is back the budgets are granted again and
+    the jobs go on."""
+    bot = f"""
+[bots.dbw]
+module = "bots.db_worker:main"
+workers = 2
+env = {fleet.bot_env(DB_CONCURRENCY="2", DB_WORK_S="0.01")}
+"""
+    plugin = 'reserve = 0\nmax_fleet_connections = 6\ninterval_s = "0.25s"'
+    sup.configure(fleet.config(bot, plugin))
+    sup.start()
+    pids = sup.wait_running("dbw", 2)
+    fleet.push(1_000_000)
+    wait_until(lambda: fleet.done() > 100, timeout_s=30, what="jobs being done")
+
+    with _postgres_restored() as cluster:
+        fleet.conn.close()
+        subprocess.run([*cluster, "stop"], check=True, timeout=60)
+        plugin_state = lambda: sup.status()["plugins"]["db_tuning"]  # noqa: E731
+        wait_until(lambda: plugin_state()["state"] == "degraded", what="the plugin degraded")
+        wait_until(lambda: sup.events("db_pool_error"), timeout_s=30, what="a pool error")
+        subprocess.run([*cluster, "start"], check=True, timeout=60)
+
+    fleet.conn = psycopg.connect(DSN, autocommit=True)
+    wait_until(lambda: plugin_state()["state"] == "running", timeout_s=30, what="recovery")
+    assert sup.events("db_unreachable") and sup.events("db_reachable")
+    before = fleet.done()
+    wait_until(lambda: fleet.done() > before + 100, timeout_s=60, what="jobs done after it")
+    assert sup.pids("dbw") == pids, "a worker was restarted"
+    status = plugin_state()
+    assert status["budget"] == 6
+    assert status["bots"]["dbw"]["pool_errors"] > 0
+    assert status["bots"]["dbw"]["granted"] == 6
