@@ -99,6 +99,7 @@ class DbTuning(Plugin):
         self.grants_sent = 0
         self._wake = anyio.Event()
         self._host: Host | None = None
+        self._failures = 0  # connection attempts failed in a row
         self._prefix = config.pool.application_name + ":"
 
     @classmethod
@@ -115,14 +116,13 @@ class DbTuning(Plugin):
         import psycopg  # noqa: PLC0415  (a supervisor without this plugin never loads it)
 
         self._host = host
-        failures = 0
         while True:
             try:
                 await self._session(host, psycopg)
             except (psycopg.Error, OSError, TimeoutError) as e:
-                failures += 1
+                self._failures += 1
                 self._server_down(host, e)
-                await anyio.sleep(min(_BACKOFF_S[1], _BACKOFF_S[0] * 2 ** (failures - 1)))
+                await anyio.sleep(min(_BACKOFF_S[1], _BACKOFF_S[0] * 2 ** (self._failures - 1)))
             else:
                 return
 
@@ -138,6 +138,7 @@ class DbTuning(Plugin):
             recovered = self.server_state == "degraded"
             await self._rebalance(host, conn)
             self.server_state, self.server_error = "ok", ""
+            self._failures = 0  # the next outage starts its backoff from the shortest
             if recovered:
                 host.emit("db_reachable", budget=self.budget)
                 self._resend(host)

@@ -183,7 +183,8 @@ up_limit = {{ workers = 10, percent = 1000, period_s = "1s" }}
 
 
 def test_a_postgresql_restart_is_survived(sup: Supervisor, fleet: Fleet) -> None:
-    """PostgreSQL goes away under a working fleet: the plugin says degraded, workers report
+    """PostgreSQL goes away under a working fleet (stopped, then started, so that the outage
+    can be watched; then restarted in one step): the plugin says degraded, workers report
     pool errors and are not restarted; once it is back the budgets are granted again and
     the jobs go on."""
     bot = f"""
@@ -192,7 +193,7 @@ module = "bots.db_worker:main"
 workers = 2
 env = {fleet.bot_env(DB_CONCURRENCY="2", DB_WORK_S="0.01")}
 """
-    plugin = 'reserve = 0\nmax_fleet_connections = 6\ninterval_s = "0.25s"'
+    plugin = 'reserve = 0\nmax_fleet_connections = 6\nmax_size = 3\ninterval_s = "0.25s"'
     sup.configure(fleet.config(bot, plugin))
     sup.start()
     pids = sup.wait_running("dbw", 2)
@@ -217,3 +218,14 @@ env = {fleet.bot_env(DB_CONCURRENCY="2", DB_WORK_S="0.01")}
     assert status["budget"] == 6
     assert status["bots"]["dbw"]["pool_errors"] > 0
     assert status["bots"]["dbw"]["granted"] == 6
+
+    # And the one-step restart an operator types: the fleet goes on working after it.
+    with _postgres_restored() as cluster:
+        fleet.conn.close()
+        subprocess.run([*cluster, "restart"], check=True, timeout=60)
+    fleet.conn = psycopg.connect(DSN, autocommit=True)
+    before = fleet.done()
+    wait_until(lambda: fleet.done() > before + 100, timeout_s=60, what="jobs done after it")
+    assert sup.pids("dbw") == pids, "a worker was restarted"
+    wait_until(lambda: plugin_state()["state"] == "running", timeout_s=30, what="recovery")
+    assert "too many clients" not in sup.log()
