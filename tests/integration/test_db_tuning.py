@@ -10,7 +10,6 @@ import contextlib
 import secrets
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -210,7 +209,8 @@ env = {fleet.bot_env(DB_CONCURRENCY="2", DB_WORK_S="0.01")}
 
     fleet.conn = psycopg.connect(DSN, autocommit=True)
     wait_until(lambda: plugin_state()["state"] == "running", timeout_s=30, what="recovery")
-    assert sup.events("db_unreachable") and sup.events("db_reachable")
+    assert sup.events("db_unreachable")
+    assert sup.events("db_reachable")
     before = fleet.done()
     wait_until(lambda: fleet.done() > before + 100, timeout_s=60, what="jobs done after it")
     assert sup.pids("dbw") == pids, "a worker was restarted"
