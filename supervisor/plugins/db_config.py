@@ -141,7 +141,8 @@ def _take_bots(table: Table, base: PoolSettings) -> dict[str, BotPool]:
 
 def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise BadValue(f"expected true or false, got {value!r}")
+        shown = f'"{value}"' if isinstance(value, str) else value
+        raise BadValue(f"expected true or false, got {shown}")
     return value
 
 
