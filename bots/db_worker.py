@@ -13,6 +13,7 @@ Environment:
     DB_WORK_S        0.02              seconds of pg_sleep per job
     DB_POLL_S        0.1               wait when there is no job
     DB_STATS_FILE    (unset)           on exit, append one JSON line: jobs done, pool waits
+    DB_STATS_FROM    0                 record pool waits from this unix time on (benchmarks)
 
 Reports: gauges `backlog` (jobs not done in its queue) and `db_inflight`, counters
 `jobs_done` and `db_errors`; READY once the first grant came. A pool error (PostgreSQL
@@ -64,6 +65,7 @@ class DbWorker:
         self.work_s = float(env.get("DB_WORK_S", "0.02"))
         self.poll_s = float(env.get("DB_POLL_S", "0.1"))
         self.stats_file = env.get("DB_STATS_FILE", "")
+        self.stats_from = float(env.get("DB_STATS_FROM", "0"))
         self.stop = asyncio.Event()
         self.done = 0
         self.waits_ms: list[float] = []
@@ -110,7 +112,8 @@ class DbWorker:
     async def one_job(self, pool: AsyncConnectionPool[Any], claim: sql.Composed) -> bool:
         asked = time.monotonic()
         async with pool.connection() as conn:
-            self.waits_ms.append((time.monotonic() - asked) * 1000)
+            if time.time() >= self.stats_from:
+                self.waits_ms.append((time.monotonic() - asked) * 1000)
             self.inflight += 1
             try:
                 row = await (await conn.execute(claim, [self.queue])).fetchone()

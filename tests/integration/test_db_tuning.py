@@ -58,7 +58,10 @@ class Fleet:
     def connections(self, conn: psycopg.Connection[tuple[int]]) -> int:
         prefix = self.app + ":"
         row = conn.execute(
-            "select count(*) from pg_stat_activity where left(application_name, %s) = %s",
+            # Parallel query workers carry their leader's application_name, but are no
+            # connections: they come out of max_worker_processes, not max_connections.
+            "select count(*) from pg_stat_activity "
+            "where backend_type = 'client backend' and left(application_name, %s) = %s",
             [len(prefix), prefix],
         ).fetchone()
         return int(row[0]) if row else 0
