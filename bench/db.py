@@ -58,7 +58,7 @@ class Run:
     most_connections: int
 
 
-def config(mode: str, table: str, app: str, budget: int, job_s: float, stats: Path) -> str:
+def config(mode: str, table: str, app: str, budget: int, job_s: float, *, stats: Path) -> str:
     bots = ""
     for name, (workers, inflight) in BOTS.items():
         env = {
@@ -98,7 +98,7 @@ def measure(mode: str, budget: int, warmup_s: float, measure_s: float, job_s: fl
         )
     conn.execute(sql.SQL("analyze {}").format(sql.Identifier(table)))
     stats_from = time.time() + 3600  # set for real once the fleet runs
-    text = config(mode, table, app, budget, job_s, stats)
+    text = config(mode, table, app, budget, job_s, stats=stats)
     sampler = Sampler(app)
     proc = None
     try:
@@ -198,14 +198,14 @@ def main() -> int:
     parser.add_argument("--job-s", type=float, default=0.02)
     args = parser.parse_args()
     shape = ", ".join(f"{n}: {w} workers x {c} in flight" for n, (w, c) in BOTS.items())
-    print(f"db benchmark: budget {args.budget} connections; {shape}; jobs of "
-          f"{args.job_s * 1000:g} ms; {args.runs} runs per mode; {os.cpu_count()} CPUs")  # fmt: skip
+    print(
+        f"db benchmark: budget {args.budget} connections; {shape}; jobs of "
+        f"{args.job_s * 1000:g} ms; {args.runs} runs per mode; {os.cpu_count()} CPUs"
+    )
     results: dict[str, list[Run]] = {"static": [], "tuned": []}
     for _ in range(args.runs):
-        for mode in results:  # alternate, so that drift on the machine hits both alike
-            results[mode].append(
-                measure(mode, args.budget, args.warmup_s, args.measure_s, args.job_s)
-            )
+        for mode, runs in results.items():  # alternate: drift on the machine hits both alike
+            runs.append(measure(mode, args.budget, args.warmup_s, args.measure_s, args.job_s))
     print(f"\n{'':24}{'static equal split':>20}{'tuned':>12}")
     for key, label in (("all", "all"), ("heavy", "heavy"), ("light", "light")):
         row = [statistics.median(r.qps[key] for r in results[m]) for m in results]
