@@ -41,16 +41,20 @@ from supervisor.plugins.db_wire import (
 )
 
 if TYPE_CHECKING:
-    from supervisor.worker import AsyncWorker
+    from supervisor.worker import AsyncWorker, Settings
 
 STATS_EVERY_S = 0.5
 _WAITS_KEPT = 4096
 
 
-class BudgetPool(AsyncConnectionPool[AsyncConnection[Any]]):
-    """A pool that never holds more connections than `allowed` (0 until the first grant)."""
+class _Budget:
+    """What the async and sync pools share: the grant, and what they report."""
 
-    def __init__(self, conninfo: str, on_change: Callable[[], None], **kwargs: Any) -> None:
+    _nconns: int
+    _pool: Any  # psycopg_pool's idle connections
+    _waiting: Any  # psycopg_pool's waiting clients
+
+    def _init_budget(self, on_change: Callable[[], None]) -> None:
         self.allowed = 0
         self.waits_s: deque[float] = deque(maxlen=_WAITS_KEPT)
         self.peak = 0  # most connections wanted at once (in use + waiting) since last read
@@ -58,7 +62,6 @@ class BudgetPool(AsyncConnectionPool[AsyncConnection[Any]]):
         self.errors = 0
         self.last_error = ""
         self._on_change = on_change
-        super().__init__(conninfo, min_size=0, max_size=1, open=False, **kwargs)
 
     @property
     def open_connections(self) -> int:
@@ -72,6 +75,34 @@ class BudgetPool(AsyncConnectionPool[AsyncConnection[Any]]):
     @property
     def waiting(self) -> int:
         return len(self._waiting)
+
+    def _asked(self) -> float:
+        self.peak = max(self.peak, self.in_use + self.waiting + 1)
+        self.requests += 1
+        return time.monotonic()
+
+    def _failed(self, error: Exception) -> None:
+        self.errors += 1
+        text = str(error).strip()
+        self.last_error = text.splitlines()[0] if text else repr(error)
+
+    def stats_message(self) -> list[Any]:
+        """DB_STATS since the last call (see db_wire.py)."""
+        waits = sorted(self.waits_s)
+        self.waits_s.clear()
+        p95_ms = 1000 * waits[int(0.95 * (len(waits) - 1))] if waits else 0.0
+        peak, self.peak = self.peak, self.in_use + self.waiting
+        requests, self.requests = self.requests, 0
+        return [DB_STATS, self.open_connections, self.in_use, self.waiting, peak,
+                round(p95_ms, 3), requests, self.errors]  # fmt: skip
+
+
+class BudgetPool(_Budget, AsyncConnectionPool[AsyncConnection[Any]]):
+    """A pool that never holds more connections than `allowed` (0 until the first grant)."""
+
+    def __init__(self, conninfo: str, on_change: Callable[[], None], **kwargs: Any) -> None:
+        self._init_budget(on_change)
+        super().__init__(conninfo, min_size=0, max_size=1, open=False, **kwargs)
 
     async def allow(self, size: int, min_size: int) -> None:
         """Hold at most `size` connections from now on; close idle ones above it now."""
@@ -91,14 +122,11 @@ class BudgetPool(AsyncConnectionPool[AsyncConnection[Any]]):
         self._on_change()
 
     async def getconn(self, timeout: float | None = None) -> AsyncConnection[Any]:  # noqa: ASYNC109
-        self.peak = max(self.peak, self.in_use + self.waiting + 1)
-        self.requests += 1
-        started = time.monotonic()
+        started = self._asked()
         try:
             conn = await super().getconn(timeout)
         except PoolTimeout as e:
-            self.errors += 1
-            self.last_error = str(e)
+            self._failed(e)
             raise
         self.waits_s.append(time.monotonic() - started)
         return conn
@@ -124,8 +152,7 @@ class BudgetPool(AsyncConnectionPool[AsyncConnection[Any]]):
         try:
             return await super()._connect(timeout)
         except Exception as e:
-            self.errors += 1
-            self.last_error = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+            self._failed(e)
             raise
 
 
@@ -188,24 +215,8 @@ class PoolClient:
             self._granted.set()
 
     def _make_pool(self, grant: dict[str, Any]) -> BudgetPool:
-        settings = self._link.settings
-        app = f"{grant.get('application_name', 'supervisor')}:{settings.bot}:{settings.slot}"
-        kwargs: dict[str, Any] = {
-            "application_name": app[:63],
-            "connect_timeout": max(1, round(float(grant.get("connect_timeout_s", 10)))),
-        }
-        statement_ms = int(grant.get("statement_timeout_ms", 0))
-        if statement_ms:
-            kwargs["options"] = f"-c statement_timeout={statement_ms}"
-        self.pool = BudgetPool(
-            self._conninfo or str(grant.get("dsn", "")),
-            self._confirm_if_done,
-            kwargs=kwargs,
-            name=app,
-            max_idle=float(grant.get("max_idle_s", 600)),
-            max_lifetime=float(grant.get("max_lifetime_s", 3600)),
-            **self._kwargs,
-        )
+        conninfo, kwargs = pool_arguments(grant, self._link.settings, self._conninfo)
+        self.pool = BudgetPool(conninfo, self._confirm_if_done, **kwargs, **self._kwargs)
         return self.pool
 
     def _confirm_if_done(self) -> None:
@@ -220,15 +231,7 @@ class PoolClient:
             pool = self.pool
             if pool is None:
                 continue
-            waits = sorted(pool.waits_s)
-            pool.waits_s.clear()
-            p95_ms = 1000 * waits[int(0.95 * (len(waits) - 1))] if waits else 0.0
-            peak, pool.peak = pool.peak, pool.in_use + pool.waiting
-            requests, pool.requests = pool.requests, 0
-            self._send(
-                [DB_STATS, pool.open_connections, pool.in_use, pool.waiting, peak,
-                 round(p95_ms, 3), requests, pool.errors]
-            )  # fmt: skip
+            self._send(pool.stats_message())
             if pool.last_error != self._reported_error:
                 self._reported_error = pool.last_error
                 if pool.last_error:
@@ -236,6 +239,26 @@ class PoolClient:
 
     def _send(self, message: list[Any]) -> None:
         self._link.send_plugin_message(message)
+
+
+def pool_arguments(
+    grant: dict[str, Any], settings: Settings, conninfo: str | None
+) -> tuple[str, dict[str, Any]]:
+    """The conninfo and pool arguments a grant asks for (connections named NAME:BOT:SLOT)."""
+    app = f"{grant.get('application_name', 'supervisor')}:{settings.bot}:{settings.slot}"
+    kwargs: dict[str, Any] = {
+        "application_name": app[:63],
+        "connect_timeout": max(1, round(float(grant.get("connect_timeout_s", 10)))),
+    }
+    statement_ms = int(grant.get("statement_timeout_ms", 0))
+    if statement_ms:
+        kwargs["options"] = f"-c statement_timeout={statement_ms}"
+    return conninfo or str(grant.get("dsn", "")), {
+        "kwargs": kwargs,
+        "name": app,
+        "max_idle": float(grant.get("max_idle_s", 600)),
+        "max_lifetime": float(grant.get("max_lifetime_s", 3600)),
+    }
 
 
 async def standalone_pool(conninfo: str | None, kwargs: dict[str, Any]) -> AsyncConnectionPool[Any]:

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
     from supervisor.dbpool import PoolClient
+    from supervisor.dbpool_sync import SyncBudgetPool, SyncPoolClient
 
 BATCH_MESSAGES = 256
 BATCH_BYTES = 256 << 10
@@ -176,7 +177,7 @@ class _Link:
         self._last_ack = time.monotonic()
         self._bye_seq = -1
         self._bye_acked = False
-        self._db: PoolClient | None = None  # db_pool(), see dbpool.py
+        self._db_config: Callable[[dict[str, Any]], None] | None = None  # db_pool(): dbpool*.py
         self._outbox.add([protocol.HELLO, settings.bot, settings.slot, os.getpid(), __version__])
 
     # ------------------------------------------------------------ what bots call
@@ -295,8 +296,8 @@ class _Link:
             return
         if kind == protocol.CONFIG:
             self.config.update(message[1])
-            if self._db is not None:
-                self._db.on_config(message[1])
+            if self._db_config is not None:
+                self._db_config(message[1])
             control = Control("config", dict(message[1]))
         elif kind == protocol.DRAIN:
             self.draining = True
@@ -327,6 +328,7 @@ class AsyncWorker(_Link):
         self._tasks: list[asyncio.Task[None]] = []
         self._flush_timer: asyncio.TimerHandle | None = None
         self._bye_done = asyncio.Event()
+        self._db: PoolClient | None = None
 
     async def __aenter__(self) -> AsyncWorker:
         self._tasks = [
@@ -358,6 +360,7 @@ class AsyncWorker(_Link):
 
         if self._db is None:
             self._db = dbpool.PoolClient(self, conninfo, kwargs)
+            self._db_config = self._db.on_config
         return await self._db.wait_granted()
 
     async def aclose(self) -> None:
@@ -429,6 +432,7 @@ class SyncWorker(_Link):
         super().__init__(settings)
         self._dealer = SyncDealer(settings.address)
         self._next_beat = 0.0
+        self._db: SyncPoolClient | None = None
         self.flush()
 
     def __enter__(self) -> SyncWorker:
@@ -440,6 +444,8 @@ class SyncWorker(_Link):
     def beat(self) -> None:
         """Call in the bot's loop: heartbeats (at most one per interval), flushes, commands."""
         self.poll_control()
+        if self._db is not None:
+            self._db.tick()
         now = time.monotonic()
         if now >= self._next_beat:
             self._next_beat = now + self.settings.heartbeat_s
@@ -455,8 +461,24 @@ class SyncWorker(_Link):
         while (frame := self._dealer.recv_nowait()) is not None:
             self._receive(frame)
 
+    def db_pool(self, conninfo: str | None = None, **kwargs: Any) -> SyncBudgetPool:
+        """The sync db_pool(): blocks, beating, until the first grant (see dbpool_sync.py)."""
+        from supervisor.dbpool_sync import SyncPoolClient  # noqa: PLC0415
+
+        if self._db is None:
+            self._db = SyncPoolClient(self, conninfo, kwargs)
+            self._db_config = self._db.on_config
+        return self._db.wait_granted()
+
+    def wait_commands(self, timeout_s: float) -> None:
+        """Wait up to timeout_s for the supervisor's commands, and handle them."""
+        if self._dealer.poll(timeout_s):
+            self.poll_control()
+
     def close(self) -> None:
         """Send the last batch, wait (bounded) for its acknowledgement, close."""
+        if self._db is not None:
+            self._db.close()
         self._bye()
         deadline = time.monotonic() + _BYE_WAIT_S
         while not self._bye_acked and (remaining := deadline - time.monotonic()) > 0:

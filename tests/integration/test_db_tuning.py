@@ -232,3 +232,73 @@ env = {fleet.bot_env(DB_CONCURRENCY="2", DB_WORK_S="0.01")}
     assert sup.pids("dbw") == pids, "a worker was restarted"
     wait_until(lambda: plugin_state()["state"] == "running", timeout_s=30, what="recovery")
     assert "too many clients" not in sup.log()
+
+
+@pytest.mark.parametrize("tuning", [True, False])
+def test_budget_moves_to_the_bot_that_waits(sup: Supervisor, fleet: Fleet, tuning: bool) -> None:
+    """Two bots share a budget of 8: with tuning, the one with 8 jobs in flight gets most of
+    it, each change with its reason in status and on the events stream; without tuning the
+    split stays equal."""
+    heavy = fleet.bot_env(DB_CONCURRENCY="8", DB_WORK_S="0.02", DB_QUEUE="heavy")
+    light = fleet.bot_env(DB_CONCURRENCY="1", DB_WORK_S="0.02", DB_QUEUE="light")
+    bots = f"""
+[bots.heavy]
+module = "bots.db_worker:main"
+env = {heavy}
+[bots.light]
+module = "bots.db_worker:main"
+env = {light}
+"""
+    plugin = (
+        f'environment = "prod"\nreserve = 0\nmax_fleet_connections = 8\n'
+        f'interval_s = "0.25s"\ntuning = {"true" if tuning else "false"}'
+    )
+    sup.configure(fleet.config(bots, plugin))
+    fleet.push(100_000, "heavy")
+    fleet.push(100_000, "light")
+    sup.start()
+    sup.wait_running("heavy", 1)
+    sup.wait_running("light", 1)
+    db = lambda: sup.status()["plugins"]["db_tuning"]  # noqa: E731
+    wait_until(lambda: fleet.done("heavy") > 200, timeout_s=30, what="heavy jobs done")
+    granted = lambda bot: db()["bots"][bot]["granted"]  # noqa: E731
+    if tuning:
+        wait_until(lambda: granted("heavy") >= 6, timeout_s=30, what="heavy to get most")
+        assert granted("light") <= 2
+        reasons = [e["reason"] for e in sup.events("db_pool_resized") if e["bot"] == "heavy"]
+        assert any("waited" in r and "ms p95 for a connection; pool" in r for r in reasons)
+        assert any("waited" in c["reason"] for c in db()["changes"])
+    else:
+        wait_until(lambda: fleet.done("light") > 200, timeout_s=30, what="light jobs done")
+        assert (granted("heavy"), granted("light")) == (4, 4)
+    assert db()["granted"] <= 8
+
+
+def test_a_sync_bot_gets_its_share_and_gives_back(sup: Supervisor, fleet: Fleet) -> None:
+    """A sync bot on db_pool(): its first worker opens 4 warm connections (the whole budget);
+    scaled to 2, it closes 2 in beat() and confirms before the second opens any."""
+    bot = f"""
+[bots.dbs]
+module = "tests.bots.db_sync:main"
+env = {fleet.bot_env()}
+"""
+    plugin = 'environment = "high-performance"\nreserve = 0\nmax_fleet_connections = 4'
+    sup.configure(fleet.config(bot, plugin))
+    fleet.start_sampler()
+    sup.start()
+    sup.wait_running("dbs", 1)
+    wait_until(lambda: fleet.connections(fleet.conn) == 4, what="4 warm connections")
+    out = sup.cli("scale", "dbs", "2")
+    assert out.returncode == 0, out.stderr
+    sup.wait_running("dbs", 2)
+    db = lambda: sup.status()["plugins"]["db_tuning"]  # noqa: E731
+    wait_until(lambda: db()["bots"]["dbs"]["granted"] == 4, what="both workers granted")
+    wait_until(lambda: fleet.connections(fleet.conn) == 4, what="2 + 2 warm connections")
+    fleet.stop_sampler()
+    assert max(fleet.samples) <= 4
+    sizes = [(e["worker"], e["previous"], e["size"]) for e in sup.events("db_pool_resized")]
+    first_grant = next(i for i, (w, previous, _) in enumerate(sizes) if (w, previous) == (1, 0))
+    assert sizes.index((0, 4, 2)) < first_grant  # the cut was asked for before the grant
+    assert sizes[-1] == (1, 1, 2) or (1, 0, 2) in sizes  # in one step or two, as room appears
+    working = lambda: all(w["metrics"].get("queries", 0) > 0 for w in sup.bot("dbs")["workers"])  # noqa: E731
+    wait_until(working, what="both workers running queries")
