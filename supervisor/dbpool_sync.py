@@ -143,3 +143,12 @@ class SyncPoolClient:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.close()
+
+
+def standalone_pool(conninfo: str | None, kwargs: dict[str, Any]) -> ConnectionPool[Any]:
+    """Outside a supervisor: a plain pool of the "dev" preset's size, opened now."""
+    pool: ConnectionPool[Any] = ConnectionPool(
+        conninfo or "", min_size=0, max_size=2, open=False, **kwargs
+    )
+    pool.open()
+    return pool

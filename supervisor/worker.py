@@ -52,7 +52,7 @@ from supervisor.errors import ProtocolError
 from supervisor.transport import AsyncDealer, SyncDealer
 
 if TYPE_CHECKING:
-    from psycopg_pool import AsyncConnectionPool
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
     from supervisor.dbpool import PoolClient
     from supervisor.dbpool_sync import SyncBudgetPool, SyncPoolClient
@@ -536,6 +536,18 @@ class NullWorker:
     def __exit__(self, *exc: object) -> None: ...
 
 
+class NullSyncWorker(NullWorker):
+    """The sync SDK outside a supervisor."""
+
+    def db_pool(  # type: ignore[override]  # the sync SDK's db_pool() is sync
+        self, conninfo: str | None = None, **kwargs: Any
+    ) -> ConnectionPool[Any]:
+        """Standalone: a plain, small pool (libpq's PG* variables apply), opened now."""
+        from supervisor import dbpool_sync  # noqa: PLC0415
+
+        return dbpool_sync.standalone_pool(conninfo, kwargs)
+
+
 class Worker:
     """Entry points; see the module docstring."""
 
@@ -546,7 +558,7 @@ class Worker:
         return NullWorker() if settings is None else AsyncWorker(settings)
 
     @staticmethod
-    def connect_sync() -> SyncWorker | NullWorker:
+    def connect_sync() -> SyncWorker | NullSyncWorker:
         """For sync bots: `with Worker.connect_sync() as w: ... w.beat() ...`."""
         settings = Settings.from_env()
-        return NullWorker() if settings is None else SyncWorker(settings)
+        return NullSyncWorker() if settings is None else SyncWorker(settings)

@@ -8,7 +8,7 @@ from types import FrameType
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from supervisor.worker import SyncWorker, Worker
+from supervisor.worker import Worker
 
 stopping = False
 
@@ -21,7 +21,6 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 def main() -> None:
     signal.signal(signal.SIGTERM, _stop)
     with Worker.connect_sync() as w:
-        assert isinstance(w, SyncWorker)
         pool = w.db_pool(timeout=2.0)
         w.ready()
         while not (stopping or w.draining):

@@ -14,6 +14,7 @@ import pytest
 from psycopg_pool import PoolTimeout
 
 from supervisor.dbpool import BudgetPool
+from supervisor.worker import Worker
 from tests.integration.harness import wait_until
 
 DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
@@ -68,3 +69,24 @@ def test_a_smaller_grant_closes_connections_as_they_are_returned() -> None:
     changes = asyncio.run(_shrink_scenario(app))
     assert 1 in changes  # the moment it got down to a grant of 1 was reported
     assert server_count(app) == 0
+
+
+def test_standalone_bots_get_a_plain_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside a supervisor, db_pool() of the async and the sync SDK is a working pool."""
+    for name in ("SUPERVISOR_WORKERS", "SUPERVISOR_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    with Worker.connect_sync() as w:
+        pool = w.db_pool(DSN)
+        with pool.connection() as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
+        pool.close()
+
+    async def use() -> tuple[int, ...] | None:
+        async with Worker.connect() as w:
+            pool = await w.db_pool(DSN)
+            async with pool.connection() as conn:
+                row = await (await conn.execute("select 1")).fetchone()
+            await pool.close()
+            return row
+
+    assert asyncio.run(use()) == (1,)
