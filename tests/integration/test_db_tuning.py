@@ -302,3 +302,19 @@ env = {fleet.bot_env()}
     assert sizes[-1] == (1, 1, 2) or (1, 0, 2) in sizes  # in one step or two, as room appears
     working = lambda: all(w["metrics"].get("queries", 0) > 0 for w in sup.bot("dbs")["workers"])  # noqa: E731
     wait_until(working, what="both workers running queries")
+
+
+def test_check_shows_the_effective_pool_settings(sup: Supervisor) -> None:
+    """`supervisor check` prints the preset with every override applied, per bot."""
+    sup.config_path.write_text(
+        '[supervisor]\nrun_dir = "run"\nenvironment = "staging"\n'
+        '[bots.a]\ncommand = ["sleep", "60"]\n'
+        "[plugins.db_tuning]\nmax_fleet_connections = 20\n"
+        "[plugins.db_tuning.bots.a]\nweight = 3\nmax_size = 4\n"
+    )
+    out = sup.cli("check")
+    assert out.returncode == 0, out.stderr
+    assert "plugin db_tuning: environment=staging" in out.stdout
+    assert "max_fleet_connections=20" in out.stdout
+    assert "(all bots) pool=1..5 connect_timeout=10s" in out.stdout
+    assert "a          weight=3 pool=1..4" in out.stdout
