@@ -82,7 +82,7 @@ class Observed:
 
 class DbTuning(Plugin):
     name = "db_tuning"
-    subscribe = frozenset({"worker_exited"})
+    subscribe = frozenset({"worker_exited", "supervisor_stopping"})
     message_kinds = CHECKS
     inherits = frozenset({"environment"})
 
@@ -100,6 +100,7 @@ class DbTuning(Plugin):
         self._wake = anyio.Event()
         self._host: Host | None = None
         self._failures = 0  # connection attempts failed in a row
+        self._shutting_down = False
         self._prefix = config.pool.application_name + ":"
 
     @classmethod
@@ -156,6 +157,8 @@ class DbTuning(Plugin):
         self.observed = None
 
     async def _rebalance(self, host: Host, conn: Any) -> None:
+        if self._shutting_down:
+            return
         self._forget_gone(host)
         with anyio.fail_after(_QUERY_TIMEOUT_S):
             self.observed = observed = await self._observe(conn)
@@ -265,6 +268,9 @@ class DbTuning(Plugin):
             pool.need += _NEED_SMOOTHING * (peak - pool.need)
 
     async def on_event(self, event: str, fields: dict[str, Any]) -> None:
+        if event == "supervisor_stopping":
+            self._shutting_down = True  # workers leave one by one: no point in regranting
+            return
         key = (str(fields.get("bot")), int(fields.get("worker", -1)), int(fields.get("pid") or 0))
         if key in self.pools:
             self._forget(key)

@@ -318,3 +318,29 @@ def test_check_shows_the_effective_pool_settings(sup: Supervisor) -> None:
     assert "max_fleet_connections=20" in out.stdout
     assert "(all bots) pool=1..5 connect_timeout=10s" in out.stdout
     assert "a          weight=3 pool=1..4" in out.stdout
+
+
+def test_other_applications_connections_come_off_the_budget(sup: Supervisor, fleet: Fleet) -> None:
+    """Connections of other applications, seen in pg_stat_activity, shrink the budget; the
+    budget is what the server allows less its reserved slots, the reserve, the others and
+    the plugin's own connection."""
+    bot = f"""
+[bots.dbw]
+module = "bots.db_worker:main"
+env = {fleet.bot_env(DB_WORK_S="0")}
+"""
+    sup.configure(fleet.config(bot, 'reserve = 5\ninterval_s = "0.25s"'))
+    sup.start()
+    sup.wait_running("dbw", 1)
+    db = lambda: sup.status()["plugins"]["db_tuning"]  # noqa: E731
+    wait_until(lambda: db()["others"] is not None, what="a first reading of the server")
+    others = [psycopg.connect(DSN, application_name="someone-else") for _ in range(5)]
+    try:
+        status = wait_until(
+            lambda: (s := db())["others"] >= 5 and s, what="at least our 5 counted as others"
+        )
+        server = status["max_connections"] - status["superuser_reserved"]
+        assert status["budget"] == server - 5 - status["others"] - 1
+    finally:
+        for conn in others:
+            conn.close()
