@@ -134,6 +134,11 @@ def _take_bots(table: Table, base: PoolSettings) -> dict[str, BotPool]:
     for name in table.raw:
         table.used.add(name)
         sub = table.sub(name)
+        if sub.has("application_name"):  # the plugin finds the fleet's connections by it
+            sub.problems.append(
+                f"{sub.key_path('application_name')}: is the same for the whole fleet; "
+                "set it in [plugins.db_tuning]"
+            )
         bots[name] = BotPool(_take_pool(sub, base), sub.take("weight", positive, 1.0))
         sub.finish([*(f.name for f in fields(PoolSettings)), "weight"])
     return bots

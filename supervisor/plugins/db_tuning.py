@@ -289,6 +289,7 @@ class DbTuning(Plugin):
             "tuning": self.config.tuning,
             "budget": self.budget,
             "granted": self.ledger.total(),
+            "grants_sent": self.grants_sent,
             "fleet_connections": sum(seen.by_slot.values()) if seen else None,
             "max_connections": server.max_connections if server else None,
             "superuser_reserved": server.superuser_reserved if server else None,

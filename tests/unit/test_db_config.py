@@ -111,6 +111,10 @@ max_lifetime_s = "10m"
             'plugins.db_tuning.application_name: expected at most 40 ASCII characters without ":", got "a:b"',
         ),
         (
+            '[plugins.db_tuning.bots.a]\napplication_name = "mine"\n',
+            "plugins.db_tuning.bots.a.application_name: is the same for the whole fleet",
+        ),
+        (
             '[plugins.db_tuning]\ntuning = "yes"\n',
             'plugins.db_tuning.tuning: expected true or false, got "yes"',
         ),
