@@ -104,9 +104,12 @@ class SyncPoolClient:
         self.pool: SyncBudgetPool | None = None
         link.send_plugin_message([DB_WANT])
 
-    def wait_granted(self) -> SyncBudgetPool:
+    def wait_granted(self, wait_s: float | None = None) -> SyncBudgetPool:
         """Beat and poll until the first grant with at least one connection came."""
+        deadline = None if wait_s is None else time.monotonic() + wait_s
         while self.pool is None or self.pool.allowed == 0:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"no connection granted within {wait_s:g} s")
             self._link.beat()
             self._link.wait_commands(_POLL_S)
         return self.pool

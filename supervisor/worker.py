@@ -227,7 +227,12 @@ class _Link:
             self.sent_batches += 1
 
     def send_plugin_message(self, message: list[Any]) -> None:
-        """A message of a plugin's own kind (32-63), sent now (helpers such as dbpool.py)."""
+        """A message of a plugin's own kind (32-63), sent now, in a batch of its own.
+
+        Alone, because a supervisor without that plugin drops the whole batch that
+        carries it (an unknown kind), and it must not take other messages with it.
+        """
+        self.flush()
         self._outbox.add(message, 64)
         self.flush()
 
@@ -350,10 +355,13 @@ class AsyncWorker(_Link):
         finally:
             self._iterating -= 1
 
-    async def db_pool(self, conninfo: str | None = None, **kwargs: Any) -> AsyncConnectionPool[Any]:
+    async def db_pool(
+        self, conninfo: str | None = None, wait_s: float | None = None, **kwargs: Any
+    ) -> AsyncConnectionPool[Any]:
         """A psycopg_pool pool held to this worker's share of the fleet's PostgreSQL budget.
 
-        Waits until the db_tuning plugin grants connections; resized live after that.
+        Waits until the db_tuning plugin grants connections (with wait_s, at most that
+        long, then TimeoutError; call again to wait on); resized live after that.
         conninfo defaults to the plugin's dsn; kwargs go to the pool (e.g. timeout=5).
         """
         from supervisor import dbpool  # noqa: PLC0415  (bots without a database skip psycopg)
@@ -361,7 +369,8 @@ class AsyncWorker(_Link):
         if self._db is None:
             self._db = dbpool.PoolClient(self, conninfo, kwargs)
             self._db_config = self._db.on_config
-        return await self._db.wait_granted()
+        async with asyncio.timeout(wait_s):
+            return await self._db.wait_granted()
 
     async def aclose(self) -> None:
         """Send the last batch, wait (bounded) for its acknowledgement, close."""
@@ -461,14 +470,20 @@ class SyncWorker(_Link):
         while (frame := self._dealer.recv_nowait()) is not None:
             self._receive(frame)
 
-    def db_pool(self, conninfo: str | None = None, **kwargs: Any) -> SyncBudgetPool:
-        """The sync db_pool(): blocks, beating, until the first grant (see dbpool_sync.py)."""
+    def db_pool(
+        self, conninfo: str | None = None, wait_s: float | None = None, **kwargs: Any
+    ) -> SyncBudgetPool:
+        """The sync db_pool(): blocks, beating, until the first grant (see dbpool_sync.py).
+
+        With wait_s, raises TimeoutError after that long without one (call it again to
+        wait on), so that a bot can look at its own stop flag meanwhile.
+        """
         from supervisor.dbpool_sync import SyncPoolClient  # noqa: PLC0415
 
         if self._db is None:
             self._db = SyncPoolClient(self, conninfo, kwargs)
             self._db_config = self._db.on_config
-        return self._db.wait_granted()
+        return self._db.wait_granted(wait_s)
 
     def wait_commands(self, timeout_s: float) -> None:
         """Wait up to timeout_s for the supervisor's commands, and handle them."""
@@ -515,7 +530,9 @@ class NullWorker:
     def flush(self) -> bool:
         return True
 
-    async def db_pool(self, conninfo: str | None = None, **kwargs: Any) -> AsyncConnectionPool[Any]:
+    async def db_pool(
+        self, conninfo: str | None = None, wait_s: float | None = None, **kwargs: Any
+    ) -> AsyncConnectionPool[Any]:
         """Standalone: a plain, small pool (libpq's PG* variables apply), opened now."""
         from supervisor import dbpool  # noqa: PLC0415
 
@@ -540,7 +557,7 @@ class NullSyncWorker(NullWorker):
     """The sync SDK outside a supervisor."""
 
     def db_pool(  # type: ignore[override]  # the sync SDK's db_pool() is sync
-        self, conninfo: str | None = None, **kwargs: Any
+        self, conninfo: str | None = None, wait_s: float | None = None, **kwargs: Any
     ) -> ConnectionPool[Any]:
         """Standalone: a plain, small pool (libpq's PG* variables apply), opened now."""
         from supervisor import dbpool_sync  # noqa: PLC0415

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from types import FrameType
 
@@ -21,7 +22,16 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 def main() -> None:
     signal.signal(signal.SIGTERM, _stop)
     with Worker.connect_sync() as w:
-        pool = w.db_pool(timeout=2.0)
+        if os.environ.get("DB_READY_FIRST"):
+            w.ready()
+        pool = None
+        while pool is None and not stopping:
+            try:
+                pool = w.db_pool(wait_s=0.5, timeout=2.0)
+            except TimeoutError:
+                continue  # no grant yet: look at the stop flag, then wait on
+        if pool is None:
+            return
         w.ready()
         while not (stopping or w.draining):
             try:

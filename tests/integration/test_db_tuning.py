@@ -344,3 +344,33 @@ env = {fleet.bot_env(DB_WORK_S="0")}
     finally:
         for conn in others:
             conn.close()
+
+
+def test_db_pool_without_the_plugin_waits_and_the_supervisor_says_why(
+    sup: Supervisor, fleet: Fleet
+) -> None:
+    """A bot that asks for a pool where no db_tuning plugin runs gets none (it waits); the
+    request is rejected on its own, so the worker's other messages (READY, heartbeats) still
+    arrive and it stays up."""
+    bot = f"""
+[bots.dbs]
+module = "tests.bots.db_sync:main"
+heartbeat_timeout_s = "2s"
+env = {fleet.bot_env(DB_READY_FIRST="1")}
+"""
+    sup.configure(bot)
+    sup.start()
+    pids = sup.wait_running("dbs", 1)
+    wait_until(
+        lambda: any(
+            "unknown message kind 34" in e.get("detail", "") for e in sup.events("frame_rejected")
+        ),
+        what="the rejected request",
+    )
+    wait_until(lambda: sup.bot("dbs")["ready"] == 1, what="the worker ready")
+    # Up for twice its heartbeat timeout: had its heartbeats been lost, the watchdog would
+    # have killed it by then.
+    wait_until(lambda: sup.bot("dbs")["workers"][0]["uptime_s"] > 4.0, what="4 s of uptime")
+    assert sup.pids("dbs") == pids
+    assert sup.bot("dbs")["restarts"] == 0
+    assert fleet.connections(fleet.conn) == 0
