@@ -177,6 +177,8 @@ class Supervisor:
                 "SUPERVISOR_EVENTS": endpoint(self.run_dir / "events"),
             }
         )
+        for plugin in self.config.plugins.values():
+            env |= plugin.cls.worker_env(plugin.settings)
         ctx = FleetContext(
             reaper=self.reaper,
             guardian=self.guardian,

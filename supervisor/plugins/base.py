@@ -67,8 +67,8 @@ class Host(Protocol):
         """The live workers."""
 
     def send(self, bot: str, slot: int | None, kind: str, values: Mapping[str, Any] | None) -> int:
-        """Send "config" (with values), "drain" or "stop" to one worker of a bot (or all, with
-        slot None); returns to how many it went."""
+        """Send "config" (with values), "warm" (values {"keys": [...]}), "drain" or "stop" to
+        one worker of a bot (or all, with slot None); returns to how many it went."""
 
     def emit(self, event: str, level: str = "info", **fields: Any) -> None:
         """A fleet event: the log, the events socket and other plugins see it."""
@@ -97,6 +97,11 @@ class Plugin:
         table.finish()
         return None
 
+    @classmethod
+    def worker_env(cls, config: Any) -> Mapping[str, str]:
+        """Variables every worker gets (e.g. where a plugin's service is)."""
+        return {}
+
     async def run(self, host: Host) -> None:
         """The plugin's own task. Returning ends the plugin (it is not restarted)."""
         await anyio.sleep_forever()
@@ -108,7 +113,8 @@ class Plugin:
         """A worker message of one of `message_kinds` (the hot path: be quick)."""
 
     def status(self) -> dict[str, Any]:
-        """Extra keys for this plugin's section of `status`."""
+        """Extra keys for this plugin's section of `status`; "degraded": True shows the
+        plugin as degraded (running, but something it needs is missing)."""
         return {}
 
     def metrics(self) -> list[Metric]:

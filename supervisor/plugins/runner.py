@@ -112,9 +112,12 @@ class PluginRunner:
             "hook_errors": self.hook_errors,
         }
         try:
-            return base | self.plugin.status()
+            extra = self.plugin.status()
         except Exception as e:
             return base | {"status_error": f"{type(e).__name__}: {e}"}
+        if extra.get("degraded") and self.state == "running":
+            base["state"] = "degraded"
+        return base | extra
 
 
 def _root(e: BaseException) -> BaseException:
