@@ -232,8 +232,8 @@ class CacheWarmer(Plugin):
         if event == "bot_scaled" and not fields.get("desired", 0) > fields.get("previous", 0):
             return
         queued = self.planner.prewarm(bot, self.config.prewarm_keys, time.monotonic())
-        if queued:
-            log.info("cache_prewarm", bot=bot, keys=queued, reason=event)
+        if queued and self._host is not None:
+            self._host.emit("cache_prewarm", bot=bot, keys=queued, after=event)
 
     def _dispatch(self, host: Host, warms: list[Warm]) -> None:
         if not warms:

@@ -190,7 +190,10 @@ class Planner:
             entry.ttl_s = ttl_s
         if left_s is not None:
             expires = now + left_s
-            if entry.expires_at is None or misses or abs(expires - entry.expires_at) > _MOVED_S:
+            moved = entry.expires_at is None or misses or abs(expires - entry.expires_at) > _MOVED_S
+            # Not scheduled (it was cold, or its warm went unanswered) but not yet due: again.
+            unplanned = entry.due is None and expires - self._lead(entry) > now
+            if moved or unplanned:
                 self._expires(entry, expires)
         return entry
 
@@ -272,9 +275,11 @@ class Planner:
 
     def _expires(self, entry: Entry, at: float) -> None:
         entry.expires_at = at
-        lead = max(self.lead.of(entry.ttl_s), self.tick_s)
-        entry.due = at - lead
+        entry.due = at - self._lead(entry)
         heapq.heappush(self._heap, (entry.due, entry.key))
+
+    def _lead(self, entry: Entry) -> float:
+        return max(self.lead.of(entry.ttl_s), self.tick_s)
 
     def _refill(self, now: float) -> None:
         elapsed = max(0.0, now - self._refilled_at)
