@@ -141,7 +141,7 @@ def _at(times: list[float], expected: list[float]) -> bool:
         ("lukewarm", Lead(fraction=0.1), 0.5, 4.0, 3.0, [2.6]),
     ],
 )
-def test_refresh_schedule(
+def test_refresh_schedule(  # noqa: PLR0917  (a table row)
     case: str,
     lead: Lead,
     reads_per_s: float,
