@@ -8,7 +8,8 @@
 
 `get` returns the cached value, or calls the loader, stores what it returns
 for `ttl_s` and returns it. The loader may be a plain function or a
-coroutine function (async cache). Values are stored with msgpack (with the
+coroutine function (async cache); concurrent gets of one key in one worker
+share one load. Values are stored with msgpack (with the
 loader's cost beside them, for XFetch), so they must be msgpack types, or
 give `encode`/`decode` to `open_cache`.
 
@@ -177,12 +178,10 @@ class _Core:
         if early:
             stats.early += 1
             stats.hits += 1
-            stats.loads += 1
         elif hit:
             stats.hits += 1
         else:
             stats.misses += 1
-            stats.loads += 1
         if not self._reporting or len(key) > protocol.MAX_KEY:
             return
         expires = time.monotonic() + left_s if left_s != math.inf else 0.0
@@ -244,7 +243,6 @@ class _Core:
     def _warmed(self, key: str, outcome: str, load_s: float, ttl_s: float) -> None:
         if outcome == "ok":
             self.stats.warms += 1
-            self.stats.loads += 1
         else:
             self.stats.warms_failed += 1
         if self._reporting and self._link is not None:
@@ -262,6 +260,7 @@ class AsyncCache(_Core):
         # swallow a cancellation; asyncio.timeout bounds each call instead.
         self._redis = redis.asyncio.Redis.from_url(self.url)
         self._warm_task: asyncio.Task[None] | None = None
+        self._loading: dict[str, asyncio.Future[Any]] = {}  # one load per key at a time
         self.warm_concurrency = 4
 
     async def get(self, key: str, loader: Loader | None = None, ttl_s: float | None = None) -> Any:
@@ -284,13 +283,28 @@ class AsyncCache(_Core):
                 if value is not _BAD and not early:
                     self._note(key, True, False, 0.0, left_s, ttl)
                     return value
-        value, load_s = await self._load(load)
-        if reachable:
-            await self._store(key, value, load_s, ttl)
+        loading = self._loading.get(key)
+        if loading is not None:  # this worker is loading it already: wait for that load
+            value = await asyncio.shield(loading)
+            self._note(key, early, early, 0.0, ttl, ttl)
+            return value
+        loading = self._loading[key] = asyncio.get_running_loop().create_future()
+        try:
+            value, load_s = await self._load(load)
+            if reachable:
+                await self._store(key, value, load_s, ttl)
+        except BaseException as e:
+            loading.set_exception(e)
+            loading.exception()  # retrieved: nobody else may be waiting
+            raise
+        finally:
+            del self._loading[key]
+        loading.set_result(value)
         self._note(key, early, early, load_s, ttl, ttl)
         return value
 
     async def _load(self, loader: Loader) -> tuple[Any, float]:
+        self.stats.loads += 1
         started = time.monotonic()
         value = loader()
         if inspect.isawaitable(value):
@@ -379,6 +393,7 @@ class SyncCache(_Core):
                 if value is not _BAD and not early:
                     self._note(key, True, False, 0.0, left_s, ttl)
                     return value
+        self.stats.loads += 1
         started = time.monotonic()
         value = load()
         load_s = time.monotonic() - started
@@ -411,6 +426,7 @@ class SyncCache(_Core):
                 self._warmed(key, "redis_down", 0.0, 0.0)
                 continue
             loader, ttl = found
+            self.stats.loads += 1
             started = time.monotonic()
             try:
                 value = loader()

@@ -189,12 +189,13 @@ class Planner:
         if ttl_s > 0:
             entry.ttl_s = ttl_s
         if left_s is not None:
-            expires = now + left_s
-            moved = entry.expires_at is None or misses or abs(expires - entry.expires_at) > _MOVED_S
-            # Not scheduled (it was cold, or its warm went unanswered) but not yet due: again.
-            unplanned = entry.due is None and expires - self._lead(entry) > now
-            if moved or unplanned:
+            expires, known = now + left_s, entry.expires_at
+            # A refresh only moves an expiry later. A report that says earlier was read before
+            # a refresh whose result came first (batches from several workers interleave).
+            if known is None or known <= now or expires > known + _MOVED_S:
                 self._expires(entry, expires)
+            elif entry.due is None and known - self._lead(entry) > now:
+                self._expires(entry, known)  # it was cold, or its warm went unanswered: again
         return entry
 
     def warmed(self, key: str, ok: bool, ttl_s: float, now: float) -> None:

@@ -234,3 +234,15 @@ def test_the_planner_chooses_the_most_read_keys_of_a_zipf_stream() -> None:
         p.read(f"k{rank}", "bot", 0, hits=1, misses=0, left_s=None, ttl_s=1.0, now=i / 10_000)
     chosen = {e.key for e in p.keys.hottest(50)}
     assert len(chosen & {f"k{r}" for r in range(1, 51)}) >= 45
+
+
+def test_a_report_read_before_a_warm_landed_does_not_warm_again() -> None:
+    """Worker A's reads (of the old value) reach the supervisor after worker B's warm result:
+    the expiry only moves later, so the key is not warmed a second time."""
+    p = planner(lead=Lead(seconds=0.5))
+    p.read("k", "bot", 0, hits=50, misses=1, left_s=2.0, ttl_s=2.0, now=0.0)
+    assert len(p.plan(1.5)) == 1
+    p.warmed("k", ok=True, ttl_s=2.0, now=1.52)
+    p.read("k", "bot", 1, hits=5, misses=0, left_s=0.45, ttl_s=2.0, now=1.55)  # stale
+    assert _warm_times(p, "k", 1.55, 2.9) == []
+    assert _at(_warm_times(p, "k", 3.0, 3.6), [3.02])
