@@ -267,6 +267,9 @@ def format_status(result: dict[str, Any]) -> str:
     for index, r in enumerate(rows):
         lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
         lines += [f"    {note}" for note in notes.get(index, [])]
+    for name, p in result.get("plugins", {}).items():
+        detail = p.get("error") or p.get("reason") or p.get("summary") or ""
+        lines.append(f"plugin {name}: {p.get('state', '?')}" + (f" ({detail})" if detail else ""))
     return "\n".join(lines)
 
 

@@ -312,12 +312,18 @@ class CacheWarmer(Plugin):
 
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
+        rates = {bot: r.hit_rate(now) for bot, r in sorted(self.reads.items())}
+        summary = ", ".join(f"{b} hit rate {r:.0%}" for b, r in rates.items() if r is not None)
         return {
             "degraded": self.redis_up is False,
+            "reason": f"Redis unreachable: {self.redis_error}" if self.redis_up is False else "",
+            "summary": f"{summary}; {len(self.keys.entries)} keys tracked, {self.warms['ok']} warms"
+            if summary
+            else "",
             "redis": {None: "unknown", True: "reachable", False: "unreachable"}[self.redis_up],
             "redis_error": self.redis_error,
             "keys_tracked": len(self.keys.entries),
-            "hit_rate": {bot: _round(r.hit_rate(now)) for bot, r in sorted(self.reads.items())},
+            "hit_rate": {bot: _round(rate) for bot, rate in rates.items()},
             "reads": {
                 bot: {"hits": r.hits, "misses": r.misses, "early_refreshes": r.early}
                 for bot, r in sorted(self.reads.items())
