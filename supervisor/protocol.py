@@ -44,6 +44,7 @@ One ZeroMQ message is one frame holding a *batch*:
     |   65 | DRAIN     | finish what you hold, then exit                |
     |   66 | STOP      | exit now                                       |
     |   67 | ACK       | seq: uint                                      |
+    |   68 | WARM      | keys: [str, ...]  (refresh these cache keys)   |
     +------+-----------+------------------------------------------------+
 
 The token is the worker's secret, given in its environment at spawn; every
@@ -70,7 +71,7 @@ MAX_REPLY_FRAME_BYTES = 64 << 20  # a status of thousands of workers
 _MAX_STR = 1 << 16
 _MAX_ITEMS = 1 << 16
 
-COMMANDS = frozenset({"status", "scale", "start", "stop", "restart", "shutdown", "ping"})
+COMMANDS = frozenset({"status", "scale", "start", "stop", "restart", "shutdown", "ping", "reload"})
 
 MAX_WORKER_FRAME_BYTES = 1 << 20
 MAX_BATCH = 4096  # messages in one batch
@@ -79,7 +80,8 @@ MAX_TEXT = 16384  # log lines and other strings
 TOKEN_BYTES = 16
 
 HELLO, READY, HEARTBEAT, METRIC, LOG, DROPPED, BYE = 1, 2, 3, 4, 5, 6, 7
-CONFIG, DRAIN, STOP, ACK = 64, 65, 66, 67
+CONFIG, DRAIN, STOP, ACK, WARM = 64, 65, 66, 67, 68
+MAX_KEY = 1024  # cache keys
 PLUGIN_KINDS = range(32, 64)
 _LEVELS = frozenset({"debug", "info", "warning", "error"})
 
@@ -248,6 +250,7 @@ def decode_commands(frame: bytes) -> list[list[Any]]:
             (kind == CONFIG and len(m) == 2 and type(m[1]) is dict)
             or (kind in (DRAIN, STOP) and len(m) == 1)
             or (kind == ACK and len(m) == 2 and _uint(m[1]))
+            or (kind == WARM and len(m) == 2 and type(m[1]) is list and all(_key(k) for k in m[1]))
         )
         if not ok:
             raise ProtocolError(f"bad command {m[:1]!r}")
@@ -260,6 +263,10 @@ _NUMBERS = (int, float)
 
 def _uint(value: object) -> bool:
     return type(value) is int and value >= 0
+
+
+def _key(value: object) -> bool:
+    return type(value) is str and 0 < len(value) <= MAX_KEY
 
 
 def _text(value: object, limit: int = MAX_TEXT) -> bool:

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -29,12 +30,13 @@ import anyio.to_thread
 import structlog
 
 from supervisor import __version__, guardian, protocol, state
+from supervisor import config as config_module
 from supervisor.autoscale import Autoscaler
 from supervisor.channel import Channel
 from supervisor.client import control_path
 from supervisor.commands import Commands
-from supervisor.config import Config
-from supervisor.errors import AlreadyRunningError, CommandError, ProtocolError
+from supervisor.config import BotConfig, Config
+from supervisor.errors import AlreadyRunningError, CommandError, ConfigError, ProtocolError
 from supervisor.events import Events
 from supervisor.fleet import Bot, FleetContext, base_env
 from supervisor.helpers import ForkServer, Guardian
@@ -58,6 +60,7 @@ _REPLY_WAIT_S = 2.0  # at shutdown, for the last replies to get out
 _WATCHDOG_TICK_S = (0.1, 2.5)  # at least, at most: four checks per shortest SDK timeout
 _LAG_TICK_S = 1.0
 _LAG_WARN_S = 0.25
+_MEMORY_CHECK_S = 2.0  # max_memory_mb without the monitor
 
 
 EarlyForkServer = tuple[subprocess.Popen[bytes], socket.socket]
@@ -86,6 +89,11 @@ class Supervisor:
         self._save_lock = anyio.Lock()
         self._inflight = 0
         self._idle = anyio.Event()
+        self._tg: anyio.abc.TaskGroup
+        self._fleet_ctx: FleetContext
+        self._scopes: dict[str, anyio.CancelScope] = {}
+        self._reload_lock = anyio.Lock()
+        self._plugins_listening = False
 
     # ------------------------------------------------------------ the run
 
@@ -107,17 +115,19 @@ class Supervisor:
             self.events.bind(publisher)
             self.channel = Channel(workers, self.events)
             async with anyio.create_task_group() as tg:
+                self._tg = tg
                 self._build_fleet(tg, self.channel)
                 tg.start_soon(self._serve_control, control, tg)
                 tg.start_soon(self.channel.run)
                 tg.start_soon(self._watchdog)
                 tg.start_soon(self._save_loop)
                 for bot in self.bots.values():
-                    tg.start_soon(bot.run)
-                for autoscaler in self.autoscalers.values():
-                    tg.start_soon(autoscaler.run)
+                    self._start_scoped(f"bot:{bot.name}", bot.run)
+                for name, autoscaler in self.autoscalers.items():
+                    self._start_scoped(f"autoscaler:{name}", autoscaler.run)
                 self._start_plugins(tg, self.channel)
                 tg.start_soon(self._watch_loop_lag)
+                tg.start_soon(self._guard_memory)
                 self.events.emit("supervisor_started", pid=os.getpid(), run_dir=str(self.run_dir))
                 await self.shutdown_requested.wait()
                 await self._stop_fleet()
@@ -177,7 +187,9 @@ class Supervisor:
                 "SUPERVISOR_EVENTS": endpoint(self.run_dir / "events"),
             }
         )
-        ctx = FleetContext(
+        for plugin in self.config.plugins.values():
+            env |= plugin.cls.worker_env(plugin.settings)
+        ctx = self._fleet_ctx = FleetContext(
             reaper=self.reaper,
             guardian=self.guardian,
             fork_server=self.fork_server,
@@ -187,8 +199,9 @@ class Supervisor:
             base_env=env,
             changed=self.mark_dirty,
         )
-        for name, spec in self.config.bots.items():
+        for name, spec in self.config.bots.items():  # in start order: dependencies first
             bot = self.bots[name] = Bot(spec, ctx, self.pins.get(name))
+            bot.dependencies = [self.bots[d] for d in spec.depends_on]
             if spec.scale is not None:
                 self.autoscalers[name] = Autoscaler(bot, spec.scale, self.events)
 
@@ -200,9 +213,10 @@ class Supervisor:
             for kind, check in spec.cls.message_kinds.items():
                 protocol.register_kind(kind, check)
                 channel.plugin_handlers[kind] = partial(self.plugin_host.on_message, runner)
-            tg.start_soon(runner.run)
+            self._start_scoped(f"plugin:{spec.name}", runner.run)
         if self.plugin_host.runners:
             self.events.listen(self._to_plugins)
+            self._plugins_listening = True
 
     def _to_plugins(self, event: str, fields: dict[str, Any]) -> None:
         for runner in self.plugin_host.runners:
@@ -218,6 +232,34 @@ class Supervisor:
             self.loop_lag_s = max(self.loop_lag_s * 0.9, lag_s)
             if lag_s > _LAG_WARN_S:
                 log.warning("loop_stalled", lag_s=round(lag_s, 3))
+
+    async def _guard_memory(self) -> None:
+        """Restart workers above their bot's max_memory_mb. With the monitor on, its samples
+        are used (at its interval); else a read of /proc/PID/stat per worker every 2 s."""
+        from supervisor.plugins.monitor import Monitor  # noqa: PLC0415
+
+        while True:
+            monitors = [r.plugin for r in self.plugin_host.runners if isinstance(r.plugin, Monitor)]
+            monitor = monitors[0] if monitors else None
+            await anyio.sleep(monitor.config.interval_s if monitor else _MEMORY_CHECK_S)
+            for bot in list(self.bots.values()):
+                limit = bot.spec.max_memory_mb
+                if limit <= 0 or bot.halted:
+                    continue
+                for slot in list(bot.slots.values()):
+                    child = slot.child
+                    if child is None or not slot.alive or slot.stopping or slot.held:
+                        continue
+                    rss_mb = monitor.rss_mb(child.pid) if monitor else None
+                    if rss_mb is None:
+                        rss_mb = child.rss_bytes() / 2**20
+                    if rss_mb > limit:
+                        self.events.emit(
+                            "worker_over_memory", "warning", bot=bot.name, worker=slot.index,
+                            pid=child.pid, rss_mb=round(rss_mb, 1), max_memory_mb=limit,
+                        )  # fmt: skip
+                        slot.held = True  # one restart at a time per worker
+                        self._tg.start_soon(bot.restart, slot.index)
 
     async def _watchdog(self) -> None:
         """Heartbeat and ready-timeout checks of SDK workers, four per shortest timeout.
@@ -301,7 +343,109 @@ class Supervisor:
                     slot.child.signal(signal.SIGKILL)
 
     def _on_hangup(self) -> None:
-        log.warning("reload_unsupported", hint="restart the supervisor to apply a new config")
+        self._tg.start_soon(self._reload_on_signal)
+
+    async def _reload_on_signal(self) -> None:
+        with contextlib.suppress(CommandError):  # reload_failed is logged already
+            await self.reload()
+
+    # ------------------------------------------------------------ reload
+
+    def _start_scoped(self, key: str, run: Callable[[], Awaitable[None]]) -> None:
+        """A long-lived task that a reload may cancel on its own (a bot, a plugin, ...)."""
+        scope = self._scopes[key] = anyio.CancelScope()
+
+        async def scoped() -> None:
+            with scope:
+                await run()
+
+        self._tg.start_soon(scoped, name=key)
+
+    def _cancel_scoped(self, key: str) -> None:
+        scope = self._scopes.pop(key, None)
+        if scope is not None:
+            scope.cancel()
+
+    async def reload(self) -> dict[str, Any]:
+        """Read the config file again and apply the difference (see reload.py).
+
+        A bad file changes nothing: CommandError with every problem. Bots are added, updated
+        and removed before this returns; rolling restarts go on in the background (their
+        events tell when each is done).
+        """
+        from supervisor import reload  # noqa: PLC0415
+
+        try:
+            new = config_module.load(self.config.path)
+        except ConfigError as e:
+            self.events.emit("reload_failed", "error", problems=e.problems)
+            raise CommandError("bad_config", "\n".join(e.problems)) from None
+        async with self._reload_lock:
+            plan = reload.plan(self.config, new)
+            if plan.needs_restart:
+                log.warning("reload_needs_restart", keys=list(plan.needs_restart))
+            old_bots = self.bots
+            self.config = new
+            for name in plan.removed:
+                await self._remove_bot(old_bots[name])
+            self.bots = {}
+            for name, spec in new.bots.items():  # in the new start order
+                bot = old_bots.get(name)
+                if bot is None:
+                    bot = Bot(spec, self._fleet_ctx, self.pins.get(name))
+                    self.bots[name] = bot
+                    self._start_scoped(f"bot:{name}", bot.run)
+                else:
+                    self.bots[name] = bot
+                    if spec != bot.spec:
+                        self._update_autoscaler(bot, spec)
+                        bot.update_spec(spec)
+            for bot in self.bots.values():
+                bot.dependencies = [self.bots[d] for d in bot.spec.depends_on]
+            if new.uses_fork_server and self.fork_server.pid is None:
+                self.fork_server.start(None)
+            self._reload_plugins(plan)
+            for name in plan.restarted:
+                self._tg.start_soon(self.bots[name].roll)
+        self.events.emit("config_reloaded", "info", **plan.as_dict())
+        return plan.as_dict()
+
+    async def _remove_bot(self, bot: Bot) -> None:
+        self._cancel_scoped(f"autoscaler:{bot.name}")
+        self.autoscalers.pop(bot.name, None)
+        await bot.stop()
+        self._cancel_scoped(f"bot:{bot.name}")
+        self.pins.pop(bot.name, None)
+        self.mark_dirty()
+        self.events.emit("bot_removed", bot=bot.name)
+
+    def _update_autoscaler(self, bot: Bot, spec: BotConfig) -> None:
+        if spec.scale == bot.spec.scale:
+            return
+        self._cancel_scoped(f"autoscaler:{bot.name}")
+        self.autoscalers.pop(bot.name, None)
+        if spec.scale is not None:
+            autoscaler = self.autoscalers[bot.name] = Autoscaler(bot, spec.scale, self.events)
+            self._start_scoped(f"autoscaler:{bot.name}", autoscaler.run)
+
+    def _reload_plugins(self, plan: Any) -> None:
+        for name in (*plan.plugins_stopped, *plan.plugins_restarted):
+            self._cancel_scoped(f"plugin:{name}")
+            self.plugin_host.runners = [r for r in self.plugin_host.runners if r.name != name]
+        for name in (*plan.plugins_restarted, *plan.plugins_started):
+            spec = self.config.plugins[name]
+            runner = PluginRunner(spec.cls(spec.settings), self.plugin_host)
+            self.plugin_host.runners.append(runner)
+            if self.channel is not None:
+                for kind, check in spec.cls.message_kinds.items():
+                    protocol.register_kind(kind, check)
+                    self.channel.plugin_handlers[kind] = partial(
+                        self.plugin_host.on_message, runner
+                    )
+            self._start_scoped(f"plugin:{name}", runner.run)
+        if self.plugin_host.runners and not self._plugins_listening:
+            self.events.listen(self._to_plugins)
+            self._plugins_listening = True
 
     # ------------------------------------------------------------ control socket
 

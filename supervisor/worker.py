@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from supervisor import __version__, protocol
+from supervisor.cache import AsyncCache, SyncCache
 from supervisor.errors import ProtocolError
 from supervisor.transport import AsyncDealer, SyncDealer
 
@@ -178,6 +179,8 @@ class _Link:
         self._bye_seq = -1
         self._bye_acked = False
         self._db_config: Callable[[dict[str, Any]], None] | None = None  # db_pool(): dbpool*.py
+        self._collectors: list[Callable[[], list[list[Any]]]] = []
+        self._cache: Any = None
         self._outbox.add([protocol.HELLO, settings.bot, settings.slot, os.getpid(), __version__])
 
     # ------------------------------------------------------------ what bots call
@@ -213,6 +216,9 @@ class _Link:
 
     def flush(self) -> bool:
         """Send everything buffered now; False if the supervisor is behind (kept for later)."""
+        for collect in self._collectors:
+            for message in collect():
+                self._outbox.add_metric(message, 64 + len(message[1]))
         while True:
             if self._pending is None:
                 if not self._outbox:
@@ -226,14 +232,33 @@ class _Link:
             self._pending = None
             self.sent_batches += 1
 
+    # ------------------------------------------------------------ for SDK helpers
+
+    def add_collector(self, collect: Callable[[], list[list[Any]]]) -> None:
+        """collect() gives messages summed up since the last batch; called on every flush."""
+        self._collectors.append(collect)
+
+    def collected(self) -> None:
+        """A collector holds something: make sure a flush comes."""
+        self._schedule_flush()
+
+    def report(self, message: list[Any]) -> None:
+        """A plugin message (kinds 32-63), shed like a metric if the supervisor is behind."""
+        self._outbox.add_metric(message, 64)
+        self._maybe_flush()
+
     def send_plugin_message(self, message: list[Any]) -> None:
-        """A message of a plugin's own kind (32-63), sent now, in a batch of its own.
+        """A plugin message (kinds 32-63) that must arrive, sent now, in a batch of its own.
 
         Alone, because a supervisor without that plugin drops the whole batch that
         carries it (an unknown kind), and it must not take other messages with it.
         """
-        self.flush()
-        self._outbox.add(message, 64)
+        if self.flush() and self._dealer_send(
+            protocol.encode_batch(self.settings.token, [message])
+        ):
+            self.sent_batches += 1
+            return
+        self._outbox.add(message, 64)  # the supervisor is behind: in order, with the rest
         self.flush()
 
     # ------------------------------------------------------------ shared machinery
@@ -299,6 +324,10 @@ class _Link:
             if message[1] == self._bye_seq:
                 self._bye_acked = True
             return
+        if kind == protocol.WARM:
+            if self._cache is not None:
+                self._cache.request_warm(message[1])
+            return
         if kind == protocol.CONFIG:
             self.config.update(message[1])
             if self._db_config is not None:
@@ -334,6 +363,18 @@ class AsyncWorker(_Link):
         self._flush_timer: asyncio.TimerHandle | None = None
         self._bye_done = asyncio.Event()
         self._db: PoolClient | None = None
+
+    @property
+    def cache(self) -> AsyncCache:
+        """The read-through cache on Redis (see supervisor.cache); `open_cache` to configure."""
+        cache = self._cache
+        return cache if isinstance(cache, AsyncCache) else self.open_cache()
+
+    def open_cache(self, url: str | None = None, **options: Any) -> AsyncCache:
+        """Set up `cache`: url (else $SUPERVISOR_CACHE_URL, else local Redis), default_ttl_s,
+        default_loader(key), xfetch_beta, encode/decode."""
+        cache = self._cache = AsyncCache(self, url, **options)
+        return cache
 
     async def __aenter__(self) -> AsyncWorker:
         self._tasks = [
@@ -390,6 +431,8 @@ class AsyncWorker(_Link):
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._cache is not None:
+            await self._cache.aclose()
         self._dealer.close(linger_s=0.0 if self._bye_acked else 1.0)
 
     def _dealer_send(self, frame: bytes) -> bool:
@@ -444,6 +487,17 @@ class SyncWorker(_Link):
         self._db: SyncPoolClient | None = None
         self.flush()
 
+    @property
+    def cache(self) -> SyncCache:
+        """The read-through cache on Redis (see supervisor.cache); `open_cache` to configure."""
+        cache = self._cache
+        return cache if isinstance(cache, SyncCache) else self.open_cache()
+
+    def open_cache(self, url: str | None = None, **options: Any) -> SyncCache:
+        """As AsyncWorker.open_cache; warms the supervisor asks for are served in `beat()`."""
+        cache = self._cache = SyncCache(self, url, **options)
+        return cache
+
     def __enter__(self) -> SyncWorker:
         return self
 
@@ -451,10 +505,13 @@ class SyncWorker(_Link):
         self.close()
 
     def beat(self) -> None:
-        """Call in the bot's loop: heartbeats (at most one per interval), flushes, commands."""
+        """Call in the bot's loop: heartbeats (at most one per interval), flushes, commands,
+        and the cache warms the supervisor asked for (for a few ms at most)."""
         self.poll_control()
         if self._db is not None:
             self._db.tick()
+        if self._cache is not None:
+            self._cache.serve_warms()
         now = time.monotonic()
         if now >= self._next_beat:
             self._next_beat = now + self.settings.heartbeat_s
@@ -502,6 +559,8 @@ class SyncWorker(_Link):
             if self._dealer.poll(min(remaining, 0.05)):
                 self.poll_control()
         self._dealer.close(linger_s=0.0 if self._bye_acked else 1.0)
+        if self._cache is not None:
+            self._cache.close()
 
     def _dealer_send(self, frame: bytes) -> bool:
         return self._dealer.send(frame)
@@ -516,6 +575,19 @@ class NullWorker:
     settings: Settings | None = None
     config: dict[str, Any] = {}  # noqa: RUF012  (never written)
     draining = False
+
+    def __init__(self, sync: bool = False) -> None:
+        self._sync = sync
+        self._cache: Any = None
+
+    @property
+    def cache(self) -> Any:
+        """A cache that works as under a supervisor, minus the reports and warms."""
+        return self._cache if self._cache is not None else self.open_cache()
+
+    def open_cache(self, url: str | None = None, **options: Any) -> Any:
+        self._cache = (SyncCache if self._sync else AsyncCache)(None, url, **options)
+        return self._cache
 
     def ready(self) -> None: ...
     def gauge(self, name: str, value: float) -> None: ...
@@ -555,6 +627,9 @@ class NullWorker:
 
 class NullSyncWorker(NullWorker):
     """The sync SDK outside a supervisor."""
+
+    def __init__(self) -> None:
+        super().__init__(sync=True)
 
     def db_pool(  # type: ignore[override]  # the sync SDK's db_pool() is sync
         self, conninfo: str | None = None, wait_s: float | None = None, **kwargs: Any

@@ -67,8 +67,8 @@ class Host(Protocol):
         """The live workers."""
 
     def send(self, bot: str, slot: int | None, kind: str, values: Mapping[str, Any] | None) -> int:
-        """Send "config" (with values), "drain" or "stop" to one worker of a bot (or all, with
-        slot None); returns to how many it went."""
+        """Send "config" (with values), "warm" (values {"keys": [...]}), "drain" or "stop" to
+        one worker of a bot (or all, with slot None); returns to how many it went."""
 
     def emit(self, event: str, level: str = "info", **fields: Any) -> None:
         """A fleet event: the log, the events socket and other plugins see it."""
@@ -100,6 +100,11 @@ class Plugin:
         return None
 
     @classmethod
+    def worker_env(cls, config: Any) -> Mapping[str, str]:
+        """Variables every worker gets (e.g. where a plugin's service is)."""
+        return {}
+
+    @classmethod
     def describe(cls, settings: Any) -> list[str]:
         """Lines for `supervisor check`: the effective settings."""
         return []
@@ -115,7 +120,8 @@ class Plugin:
         """A worker message of one of `message_kinds` (the hot path: be quick)."""
 
     def status(self) -> dict[str, Any]:
-        """Extra keys for this plugin's section of `status`."""
+        """Extra keys for this plugin's section of `status`; "degraded": True shows the
+        plugin as degraded (running, but something it needs is missing)."""
         return {}
 
     def metrics(self) -> list[Metric]:

@@ -18,7 +18,12 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("supervisor.plugins")
 
-_KINDS = {"config": protocol.CONFIG, "drain": protocol.DRAIN, "stop": protocol.STOP}
+_KINDS = {
+    "config": protocol.CONFIG,
+    "warm": protocol.WARM,
+    "drain": protocol.DRAIN,
+    "stop": protocol.STOP,
+}
 
 
 class SupervisorHost:
@@ -49,7 +54,12 @@ class SupervisorHost:
         channel, target = self._sup.channel, self._sup.bots.get(bot)
         if channel is None or target is None or kind not in _KINDS:
             return 0
-        message = [_KINDS[kind], dict(values or {})] if kind == "config" else [_KINDS[kind]]
+        if kind == "config":
+            message = [protocol.CONFIG, dict(values or {})]
+        elif kind == "warm":
+            message = [protocol.WARM, list((values or {}).get("keys", ()))]
+        else:
+            message = [_KINDS[kind]]
         sent = 0
         for s in target.slots.values():
             if (slot is None or s.index == slot) and s.alive and s.link is not None:

@@ -115,8 +115,8 @@ class PluginRunner:
             extra = self.plugin.status()
         except Exception as e:
             return base | {"status_error": f"{type(e).__name__}: {e}"}
-        if self.state == "running" and extra.get("degraded"):
-            base["state"] = "degraded"  # running, but its service (e.g. PostgreSQL) is not there
+        if extra.get("degraded") and self.state == "running":
+            base["state"] = "degraded"
         return base | extra
 
 
