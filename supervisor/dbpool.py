@@ -231,7 +231,7 @@ class PoolClient:
             pool = self.pool
             if pool is None:
                 continue
-            self._send(pool.stats_message())
+            self._link.report(pool.stats_message())  # periodic: may be shed
             if pool.last_error != self._reported_error:
                 self._reported_error = pool.last_error
                 if pool.last_error:

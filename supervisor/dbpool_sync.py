@@ -137,7 +137,7 @@ class SyncPoolClient:
             self._unconfirmed = -1
         if time.monotonic() >= self._next_stats:
             self._next_stats = time.monotonic() + STATS_EVERY_S
-            self._link.send_plugin_message(pool.stats_message())
+            self._link.report(pool.stats_message())  # periodic: may be shed
             if pool.last_error != self._reported_error:
                 self._reported_error = pool.last_error
                 if pool.last_error:
