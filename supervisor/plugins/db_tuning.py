@@ -282,6 +282,7 @@ class DbTuning(Plugin):
         seen = self.observed
         server = seen.server if seen else None
         return {
+            "summary": self._summary(),
             "degraded": self.server_state == "degraded",
             "server": self.server_state,
             "server_error": self.server_error,
@@ -298,6 +299,15 @@ class DbTuning(Plugin):
             "bots": self._bots_status(),
             "changes": list(self.changes)[-10:],
         }
+
+    def _summary(self) -> str:
+        """One line for `supervisor status`."""
+        if self.server_state == "degraded":
+            return f"PostgreSQL unreachable: {self.server_error}"
+        seen = self.observed
+        open_now = sum(seen.by_slot.values()) if seen else 0
+        text = f"budget {self.budget}, granted {self.ledger.total()}, {open_now} open"
+        return text + (f"; last: {self.changes[-1]['reason']}" if self.changes else "")
 
     def _bots_status(self) -> dict[str, dict[str, Any]]:
         bots: dict[str, dict[str, Any]] = {}

@@ -91,3 +91,14 @@ def test_each_change_says_why(
     if stats is not None:
         plugin.on_message(W, stats)
     assert plugin._reason(KEY, previous, size, workers=3) == reason
+
+
+def test_status_says_in_one_line_how_the_budget_stands() -> None:
+    """`supervisor status` shows the budget and the last change, or why the server is away."""
+    plugin = DbTuning(DbConfig())
+    plugin.budget = 20
+    assert plugin.status()["summary"] == "budget 20, granted 0, 0 open"
+    plugin.server_state, plugin.server_error = "degraded", "connection refused"
+    status = plugin.status()
+    assert status["summary"] == "PostgreSQL unreachable: connection refused"
+    assert status["degraded"] is True
