@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import time
 from collections import deque
@@ -183,7 +184,7 @@ class PoolClient:
     def on_config(self, values: dict[str, Any]) -> None:
         """A CONFIG message came (called by the SDK); grants are applied in order, in a task."""
         grant = values.get(CONFIG_KEY)
-        if isinstance(grant, dict):
+        if isinstance(grant, dict) and grant.get("pid", os.getpid()) == os.getpid():
             self._queue.put_nowait(grant)
 
     async def close(self) -> None:

@@ -17,6 +17,7 @@ which only delays other workers' growth, never breaks the budget.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -116,7 +117,9 @@ class SyncPoolClient:
 
     def on_config(self, values: dict[str, Any]) -> None:
         grant = values.get(CONFIG_KEY)
-        if not isinstance(grant, dict) or int(grant.get("generation", 0)) < self._generation:
+        if not isinstance(grant, dict) or grant.get("pid", os.getpid()) != os.getpid():
+            return  # not for this process (it was for the one before it in this slot)
+        if int(grant.get("generation", 0)) < self._generation:
             return
         self._generation = int(grant.get("generation", 0))
         if self.pool is None:

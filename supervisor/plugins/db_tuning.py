@@ -205,7 +205,10 @@ class DbTuning(Plugin):
 
     def _send(self, host: Host, key: Key, size: int, generation: int) -> None:
         bot = self.config.for_bot(key[0]).settings
+        # The pid: a grant meant for a worker that just exited must not be taken up by
+        # the next process in its slot.
         grant = bot.wire() | {"generation": generation, "size": size, "dsn": self.config.dsn}
+        grant["pid"] = key[2]
         host.send(key[0], key[1], "config", {CONFIG_KEY: grant})
         self.grants_sent += 1
 

@@ -11,9 +11,10 @@
     +------+----------+----------------------------------------------------------+
 
 Supervisor -> worker, a CONFIG message: {"db_pool": {"generation": uint,
-"size": uint (connections allowed now), "dsn": str, and the pool settings of
-db_config.PoolSettings.wire()}}. A worker ignores a generation older than the
-one it applied.
+"size": uint (connections allowed now), "pid": uint (the process it is for),
+"dsn": str, and the pool settings of db_config.PoolSettings.wire()}}. A
+worker ignores a generation older than the one it applied, and a grant for
+another pid (the process before it in its slot).
 """
 
 from __future__ import annotations
