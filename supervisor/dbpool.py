@@ -174,7 +174,7 @@ class PoolClient:
             asyncio.create_task(self._apply_grants(), name="supervisor-db-grants"),
             asyncio.create_task(self._report(), name="supervisor-db-stats"),
         ]
-        self._send([DB_WANT])
+        self._send([DB_WANT, 0, 0])
 
     async def wait_granted(self) -> BudgetPool:
         await self._granted.wait()
@@ -184,7 +184,10 @@ class PoolClient:
     def on_config(self, values: dict[str, Any]) -> None:
         """A CONFIG message came (called by the SDK); grants are applied in order, in a task."""
         grant = values.get(CONFIG_KEY)
-        if isinstance(grant, dict) and grant.get("pid", os.getpid()) == os.getpid():
+        if isinstance(grant, dict) and grant.get("announce"):
+            held = self.pool.allowed if self.pool is not None else 0
+            self._send([DB_WANT, held, max(0, self._generation)])
+        elif isinstance(grant, dict) and grant.get("pid", os.getpid()) == os.getpid():
             self._queue.put_nowait(grant)
 
     async def close(self) -> None:

@@ -103,7 +103,7 @@ class SyncPoolClient:
         self._next_stats = time.monotonic() + STATS_EVERY_S
         self._reported_error = ""
         self.pool: SyncBudgetPool | None = None
-        link.send_plugin_message([DB_WANT])
+        link.send_plugin_message([DB_WANT, 0, 0])
 
     def wait_granted(self, wait_s: float | None = None) -> SyncBudgetPool:
         """Beat and poll until the first grant with at least one connection came."""
@@ -117,6 +117,10 @@ class SyncPoolClient:
 
     def on_config(self, values: dict[str, Any]) -> None:
         grant = values.get(CONFIG_KEY)
+        if isinstance(grant, dict) and grant.get("announce"):
+            held = self.pool.allowed if self.pool is not None else 0
+            self._link.send_plugin_message([DB_WANT, held, max(0, self._generation)])
+            return
         if not isinstance(grant, dict) or grant.get("pid", os.getpid()) != os.getpid():
             return  # not for this process (it was for the one before it in this slot)
         if int(grant.get("generation", 0)) < self._generation:

@@ -136,6 +136,13 @@ class Ledger:
     def held(self) -> dict[Key, int]:
         return {k: h.granted for k, h in self.lines.items()}
 
+    def adopt(self, key: Key, held: int, generation: int) -> None:
+        """A worker that holds `held` under an earlier ledger (this one was started
+        anew): count it as granted and confirmed, and number new grants after its own."""
+        self.generation = max(self.generation, generation)
+        if key not in self.lines and held > 0:
+            self.lines[key] = Held(limit=held, granted=held, generation=generation)
+
     def forget(self, key: Key) -> None:
         """The worker exited: its connections are closed (the server check covers the lag)."""
         self.lines.pop(key, None)

@@ -117,6 +117,7 @@ class DbTuning(Plugin):
         import psycopg  # noqa: PLC0415  (a supervisor without this plugin never loads it)
 
         self._host = host
+        self._announce(host)
         while True:
             try:
                 await self._session(host, psycopg)
@@ -148,6 +149,12 @@ class DbTuning(Plugin):
                     await self._wake.wait()
                 self._wake = anyio.Event()
                 await self._rebalance(host, conn)
+
+    def _announce(self, host: Host) -> None:
+        """Ask workers that already have a pool what they hold: after a reload this is a
+        new plugin, with an empty ledger, in a fleet whose pools are open."""
+        for bot in sorted({w.bot for w in host.workers()}):
+            host.send(bot, None, "config", {CONFIG_KEY: {"announce": True}})
 
     def _server_down(self, host: Host, error: BaseException) -> None:
         text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -246,6 +253,7 @@ class DbTuning(Plugin):
         kind = message[0]
         if kind == DB_WANT:
             self.pools.setdefault(key, WorkerPool())
+            self.ledger.adopt(key, message[1], message[2])
             self._wake.set()
         elif kind == DB_ACK:
             if self.ledger.confirm(key, message[1], message[2]):

@@ -3,7 +3,8 @@
     +------+----------+----------------------------------------------------------+
     | kind | name     | fields                                                   |
     +------+----------+----------------------------------------------------------+
-    |   34 | DB_WANT  |  (this worker wants a pool: give it a budget)            |
+    |   34 | DB_WANT  | held, generation: uint  (wants a pool; what it holds now, |
+    |      |          | and the last grant it applied: 0, 0 the first time)      |
     |   35 | DB_ACK   | generation: uint, open: uint  (grant applied; open conns) |
     |   36 | DB_STATS | size, in_use, waiting, peak: uint, wait_p95_ms: number,  |
     |      |          | requests: uint, errors: uint (since the pool opened)     |
@@ -14,7 +15,9 @@ Supervisor -> worker, a CONFIG message: {"db_pool": {"generation": uint,
 "size": uint (connections allowed now), "pid": uint (the process it is for),
 "dsn": str, and the pool settings of db_config.PoolSettings.wire()}}. A
 worker ignores a generation older than the one it applied, and a grant for
-another pid (the process before it in its slot).
+another pid (the process before it in its slot). {"db_pool": {"announce":
+true}} asks every worker with a pool to say DB_WANT again with what it holds
+(a plugin that was restarted, e.g. by a reload, learns the fleet anew).
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ def _check(ok: Callable[[list[Any]], bool], shape: str) -> Callable[[list[Any]],
 
 
 CHECKS: dict[int, Callable[[list[Any]], None]] = {
-    DB_WANT: _check(lambda m: len(m) == 1, "DB_WANT [34]"),
+    DB_WANT: _check(
+        lambda m: len(m) == 3 and _uint(m[1]) and _uint(m[2]), "DB_WANT [34, held, generation]"
+    ),
     DB_ACK: _check(
         lambda m: len(m) == 3 and _uint(m[1]) and _uint(m[2]), "DB_ACK [35, generation, open]"
     ),

@@ -374,3 +374,40 @@ env = {fleet.bot_env(DB_READY_FIRST="1")}
     assert sup.pids("dbs") == pids
     assert sup.bot("dbs")["restarts"] == 0
     assert fleet.connections(fleet.conn) == 0
+
+
+def test_a_reloaded_plugin_learns_the_pools_already_open(sup: Supervisor, fleet: Fleet) -> None:
+    """A reload that changes [plugins.db_tuning] starts a new plugin with an empty ledger in
+    a fleet whose pools are open: the workers announce what they hold, so a worker added
+    afterwards still gets only what the others give back, and the budget holds."""
+    bot = lambda workers: (
+        f"""
+[bots.dbw]
+module = "bots.db_worker:main"
+workers = {workers}
+env = {fleet.bot_env(DB_CONCURRENCY="4", DB_WORK_S="0.01")}
+"""
+    )  # noqa: E731
+    plugin = 'environment = "prod"\nreserve = 0\nmax_fleet_connections = 6\ninterval_s = "{}"'
+    sup.configure(fleet.config(bot(2), plugin.format("0.25s")))
+    fleet.push(1_000_000)
+    fleet.start_sampler()
+    sup.start()
+    sup.wait_running("dbw", 2)
+    wait_until(lambda: fleet.connections(fleet.conn) == 6, what="the budget in use")
+
+    sup.configure(fleet.config(bot(3), plugin.format("0.2s")))
+    result = sup.cli("reload")
+    assert result.returncode == 0, result.stderr
+    sup.wait_running("dbw", 3)
+    db = lambda: sup.status()["plugins"]["db_tuning"]  # noqa: E731
+    wait_until(lambda: db()["bots"]["dbw"]["workers"] == 3, what="3 workers known")
+    wait_until(lambda: db()["bots"]["dbw"]["granted"] == 6, what="6 granted over 3 workers")
+    before = fleet.done()
+    wait_until(lambda: fleet.done() > before + 100, what="jobs done by the new plugin's fleet")
+    fleet.stop_sampler()
+    assert max(fleet.samples) <= 6, f"over the budget: {max(fleet.samples)} connections"
+    resized = [e for e in sup.events("db_pool_resized") if e["worker"] == 2]
+    assert resized
+    assert resized[0]["previous"] == 0
+    assert resized[0]["size"] <= 2

@@ -191,3 +191,15 @@ def test_never_over_budget(events: list[tuple[str, int]], budget: int) -> None:
             inbox += [(g.key, g.size, g.generation) for g in (*plan.shrink, *plan.grow)]
         assert sum(size for size, _ in applied.values()) <= budget
         assert ledger.total() <= budget
+
+
+def test_a_new_ledger_adopts_what_workers_hold() -> None:
+    """A restarted plugin learns each worker's pool from its announcement: it counts against
+    the budget at once, and new grants are numbered after the worker's last one."""
+    ledger = Ledger()
+    ledger.adopt(k("a", 0), 5, generation=41)
+    ledger.adopt(k("a", 1), 0, generation=0)  # asked, never granted: nothing to count
+    assert ledger.total() == 5
+    plan = ledger.plan(6, {k("a", 0): 3, k("a", 1): 3}, {("a", 0): 5})
+    assert [(g.key, g.size, g.generation) for g in plan.shrink] == [(k("a", 0), 3, 42)]
+    assert [(g.key, g.size) for g in plan.grow] == [(k("a", 1), 1)]  # 6 - 5 while a0 cuts

@@ -37,7 +37,7 @@ def test_bad_messages_are_refused(message: list[Any]) -> None:
 def test_stats_smooth_the_need_and_keep_the_latest_wait() -> None:
     """A worker's need follows its peaks, smoothed; its p95 wait and errors are the latest."""
     plugin = DbTuning(DbConfig())
-    plugin.on_message(W, [DB_WANT])
+    plugin.on_message(W, [DB_WANT, 0, 0])
     plugin.on_message(W, [DB_STATS, 2, 2, 6, 8, 120.0, 50, 0])
     assert plugin.pools[KEY].need == 8.0
     plugin.on_message(W, [DB_STATS, 4, 4, 0, 4, 10.0, 60, 1])
@@ -87,7 +87,7 @@ def test_each_change_says_why(
     """The reason names the bot and what moved the budget, and the sizes before and after."""
     plugin = DbTuning(DbConfig(tuning=tuning))
     plugin.budget = 20
-    plugin.on_message(W, [DB_WANT])
+    plugin.on_message(W, [DB_WANT, 0, 0])
     if stats is not None:
         plugin.on_message(W, stats)
     assert plugin._reason(KEY, previous, size, workers=3) == reason

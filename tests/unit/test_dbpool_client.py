@@ -33,7 +33,7 @@ def test_a_grant_for_another_process_is_ignored() -> None:
     """A grant meant for the process before this one in its slot changes nothing."""
     link = FakeLink()
     client = SyncPoolClient(link, None, {})  # type: ignore[arg-type]
-    assert link.sent == [[DB_WANT]]
+    assert link.sent == [[DB_WANT, 0, 0]]
     client.on_config(grant(5, 0, pid=os.getpid() + 1))
     assert client.pool is None
     client.on_config(grant(6, 0))
@@ -51,3 +51,12 @@ def test_an_older_grant_is_ignored() -> None:
     assert [m for m in link.sent if m[0] == DB_ACK] == [[DB_ACK, 7, 0]]
     assert client.pool is not None
     client.close()
+
+
+def test_announce_says_what_it_holds() -> None:
+    """Asked to announce itself (a new plugin), a worker says its grant's generation again."""
+    link = FakeLink()
+    client = SyncPoolClient(link, None, {})  # type: ignore[arg-type]
+    client.on_config(grant(9, 0))
+    client.on_config({CONFIG_KEY: {"announce": True}})
+    assert link.sent[-1] == [DB_WANT, 0, 9]
