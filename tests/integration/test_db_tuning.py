@@ -380,14 +380,11 @@ def test_a_reloaded_plugin_learns_the_pools_already_open(sup: Supervisor, fleet:
     """A reload that changes [plugins.db_tuning] starts a new plugin with an empty ledger in
     a fleet whose pools are open: the workers announce what they hold, so a worker added
     afterwards still gets only what the others give back, and the budget holds."""
-    bot = lambda workers: (
-        f"""
-[bots.dbw]
-module = "bots.db_worker:main"
-workers = {workers}
-env = {fleet.bot_env(DB_CONCURRENCY="4", DB_WORK_S="0.01")}
-"""
-    )  # noqa: E731
+    env = fleet.bot_env(DB_CONCURRENCY="4", DB_WORK_S="0.01")
+
+    def bot(workers: int) -> str:
+        return f'[bots.dbw]\nmodule = "bots.db_worker:main"\nworkers = {workers}\nenv = {env}\n'
+
     plugin = 'environment = "prod"\nreserve = 0\nmax_fleet_connections = 6\ninterval_s = "{}"'
     sup.configure(fleet.config(bot(2), plugin.format("0.25s")))
     fleet.push(1_000_000)
