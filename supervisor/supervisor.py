@@ -266,16 +266,15 @@ class Supervisor:
 
         Readiness by delay needs no tick: each spawn sets a one-shot timer.
         """
-        timeouts = [
-            t
-            for b in self.config.bots.values()
-            for t in (b.heartbeat_timeout_s, b.ready_timeout_s)
-            if t > 0
-        ]
         low, high = _WATCHDOG_TICK_S
-        tick_s = max(low, min([high, *(t / 4 for t in timeouts)]))
         while True:
-            await anyio.sleep(tick_s)
+            timeouts = [  # again each time: a reload may bring shorter ones
+                t
+                for b in self.config.bots.values()
+                for t in (b.heartbeat_timeout_s, b.ready_timeout_s)
+                if t > 0
+            ]
+            await anyio.sleep(max(low, min([high, *(t / 4 for t in timeouts)])))
             now = time.monotonic()
             for bot in self.bots.values():
                 bot.check_health(now)

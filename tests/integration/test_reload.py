@@ -88,13 +88,16 @@ def test_a_bad_file_changes_nothing(sup: Supervisor) -> None:
     assert sup.pids("a") == before
 
 
-def test_sighup_reloads(sup: Supervisor) -> None:
+def test_sighup_reloads_and_starts_the_fork_server_when_first_needed(sup: Supervisor) -> None:
     sup.configure(sleepers("a", workers=1))
     sup.start()
     sup.wait_running("a", 1)
-    sup.configure(sleepers("a", workers=1) + sleepers("b", workers=1))
+    assert sup.status()["supervisor"]["helpers"]["fork_server"] is None
+    module_bot = f'[bots.b]\nmodule = "tests.bots.sdk:main"\ncwd = "{REPO}"\n'
+    sup.configure(sleepers("a", workers=1) + module_bot)
     sup.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
     sup.wait_running("b", 1)
+    assert sup.status()["supervisor"]["helpers"]["fork_server"] is not None
 
 
 def test_a_rolling_restart_keeps_all_but_one_ready(sup: Supervisor) -> None:
