@@ -96,6 +96,7 @@ def test_sighup_reloads_and_starts_the_fork_server_when_first_needed(sup: Superv
     module_bot = f'[bots.b]\nmodule = "tests.bots.sdk:main"\ncwd = "{REPO}"\n'
     sup.configure(sleepers("a", workers=1) + module_bot)
     sup.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+    wait_until(lambda: "b" in sup.status()["bots"], what="the reload")  # SIGHUP is asynchronous
     sup.wait_running("b", 1)
     assert sup.status()["supervisor"]["helpers"]["fork_server"] is not None
 
