@@ -72,6 +72,7 @@ class Bot:
         self._rng = random.Random()
         self.dependencies: list[Bot] = []  # set by the supervisor, from spec.depends_on
         self.waiting_for: list[str] = []
+        self._roll_lock = anyio.Lock()
         self._env: dict[str, str] = {}
         self._limits = health.Limits(0, 0, 0)
         self.update_spec(spec)
@@ -472,6 +473,10 @@ class Bot:
         """A rolling restart: one worker at a time, each new one ready before the next old
         one stops, so at most one fewer than desired is ready. False if a new worker did not
         become ready (the roll stops there: the old ones keep running)."""
+        async with self._roll_lock:  # a second roll (another reload) waits for the first
+            return await self._roll()
+
+    async def _roll(self) -> bool:
         self._ctx.events.emit("bot_rolling_restart", bot=self.name, workers=self.running)
         for slot in sorted(self.slots.values(), key=lambda s: s.index):
             if slot.index >= self.target or not slot.alive or slot.child is None:

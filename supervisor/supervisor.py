@@ -266,16 +266,15 @@ class Supervisor:
 
         Readiness by delay needs no tick: each spawn sets a one-shot timer.
         """
-        timeouts = [
-            t
-            for b in self.config.bots.values()
-            for t in (b.heartbeat_timeout_s, b.ready_timeout_s)
-            if t > 0
-        ]
         low, high = _WATCHDOG_TICK_S
-        tick_s = max(low, min([high, *(t / 4 for t in timeouts)]))
         while True:
-            await anyio.sleep(tick_s)
+            timeouts = [  # again each time: a reload may bring shorter ones
+                t
+                for b in self.config.bots.values()
+                for t in (b.heartbeat_timeout_s, b.ready_timeout_s)
+                if t > 0
+            ]
+            await anyio.sleep(max(low, min([high, *(t / 4 for t in timeouts)])))
             now = time.monotonic()
             for bot in self.bots.values():
                 bot.check_health(now)
@@ -395,6 +394,9 @@ class Supervisor:
                     bot = Bot(spec, self._fleet_ctx, self.pins.get(name))
                     self.bots[name] = bot
                     self._start_scoped(f"bot:{name}", bot.run)
+                    if spec.scale is not None:
+                        scaler = self.autoscalers[name] = Autoscaler(bot, spec.scale, self.events)
+                        self._start_scoped(f"autoscaler:{name}", scaler.run)
                 else:
                     self.bots[name] = bot
                     if spec != bot.spec:
@@ -431,7 +433,11 @@ class Supervisor:
     def _reload_plugins(self, plan: Any) -> None:
         for name in (*plan.plugins_stopped, *plan.plugins_restarted):
             self._cancel_scoped(f"plugin:{name}")
-            self.plugin_host.runners = [r for r in self.plugin_host.runners if r.name != name]
+            for runner in [r for r in self.plugin_host.runners if r.name == name]:
+                self.plugin_host.runners.remove(runner)
+                if self.channel is not None:  # its message kinds go nowhere now
+                    for kind in runner.plugin.message_kinds:
+                        self.channel.plugin_handlers.pop(kind, None)
         for name in (*plan.plugins_restarted, *plan.plugins_started):
             spec = self.config.plugins[name]
             runner = PluginRunner(spec.cls(spec.settings), self.plugin_host)

@@ -294,7 +294,8 @@ class DbTuning(Plugin):
         server = seen.server if seen else None
         return {
             "summary": self._summary(),
-            "degraded": self.server_state == "degraded",
+            "reason": f"PostgreSQL unreachable: {self.server_error}" if self.degraded else "",
+            "degraded": self.degraded,
             "server": self.server_state,
             "server_error": self.server_error,
             "environment": self.config.environment,
@@ -310,6 +311,10 @@ class DbTuning(Plugin):
             "bots": self._bots_status(),
             "changes": list(self.changes)[-10:],
         }
+
+    @property
+    def degraded(self) -> bool:
+        return self.server_state == "degraded"
 
     def _summary(self) -> str:
         """One line for `supervisor status`."""

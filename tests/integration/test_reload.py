@@ -88,13 +88,17 @@ def test_a_bad_file_changes_nothing(sup: Supervisor) -> None:
     assert sup.pids("a") == before
 
 
-def test_sighup_reloads(sup: Supervisor) -> None:
+def test_sighup_reloads_and_starts_the_fork_server_when_first_needed(sup: Supervisor) -> None:
     sup.configure(sleepers("a", workers=1))
     sup.start()
     sup.wait_running("a", 1)
-    sup.configure(sleepers("a", workers=1) + sleepers("b", workers=1))
+    assert sup.status()["supervisor"]["helpers"]["fork_server"] is None
+    module_bot = f'[bots.b]\nmodule = "tests.bots.sdk:main"\ncwd = "{REPO}"\n'
+    sup.configure(sleepers("a", workers=1) + module_bot)
     sup.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+    wait_until(lambda: "b" in sup.status()["bots"], what="the reload")  # SIGHUP is asynchronous
     sup.wait_running("b", 1)
+    assert sup.status()["supervisor"]["helpers"]["fork_server"] is not None
 
 
 def test_a_rolling_restart_keeps_all_but_one_ready(sup: Supervisor) -> None:
@@ -183,3 +187,21 @@ def test_a_dependency_cycle_is_rejected_with_its_path(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "bots.a.depends_on: a cycle: a -> b -> c -> a" in result.stderr
     assert 'bots.d.depends_on: no bot "nope"' in result.stderr
+
+
+def test_reload_adds_an_autoscaled_bot_and_a_plugin(sup: Supervisor) -> None:
+    sup.configure(sleepers("a", workers=1))
+    sup.start()
+    sup.wait_running("a", 1)
+    sup.configure(
+        sleepers("a", workers=1)
+        + sleepers("auto", workers=2)
+        + '[bots.auto.scale]\nmin = 2\nmax = 3\nmetric = "cpu"\ntarget = 90\n'
+        + '\n[plugins.monitor]\nlisten = ""\n'
+    )
+    assert sup.cli("reload").returncode == 0
+    sup.wait_running("auto", 2)
+    status = sup.status()
+    assert status["bots"]["auto"]["mode"] == "auto"
+    assert status["bots"]["auto"]["scale"]["min"] == 2
+    wait_until(lambda: sup.status()["plugins"]["monitor"]["state"] == "running", what="monitor")
