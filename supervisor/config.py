@@ -39,6 +39,7 @@ from supervisor.fields import (
     signal_name,
     string,
 )
+from supervisor.logconf import LogSettings, take_log_settings
 from supervisor.plugins.base import Plugin
 from supervisor.scaleconf import parse_scale
 from supervisor.scaling import Policy
@@ -139,6 +140,7 @@ class BotConfig:
     ready_timeout_s: float = 60.0  # with the SDK: killed if not READY by then
     heartbeat_timeout_s: float = 10.0  # with the SDK: killed if silent this long; 0: off
     scale: Policy | None = None  # autoscaling; None: `workers` stays (unless pinned)
+    logs: LogSettings = field(default_factory=LogSettings)  # its output on disk (logconf.py)
 
     @property
     def heartbeat_interval_s(self) -> float:
@@ -154,6 +156,7 @@ class SupervisorSettings:
     log_level: str = "info"
     log_format: LogFormat = LogFormat.AUTO
     shutdown_timeout_s: float = 30.0
+    logs: LogSettings = field(default_factory=LogSettings)  # defaults of the bots' log_* keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,13 +208,14 @@ def _parse(raw: dict[str, Any], path: Path, problems: list[str]) -> Config | Non
         log_level=sup.take("log_level", choice("debug", "info", "warning", "error"), "info"),
         log_format=sup.take("log_format", enum_choice(LogFormat), LogFormat.AUTO),
         shutdown_timeout_s=sup.take("shutdown_timeout_s", duration, 30.0),
+        logs=take_log_settings(sup, LogSettings()),
     )
     sup.finish()
     bots_table = top.sub("bots")
     bots: dict[str, BotConfig] = {}
     for name, raw_bot in bots_table.raw.items():
         bots_table.used.add(name)
-        bot = _parse_bot(name, Table(raw_bot, f"bots.{name}", problems), base)
+        bot = _parse_bot(name, Table(raw_bot, f"bots.{name}", problems), base, settings.logs)
         if bot is not None:
             bots[name] = bot
     plugins = _parse_plugins(top.sub("plugins"))
@@ -264,7 +268,7 @@ def _take_run_dir(table: Table, base: Path) -> Path:
     return Path(run_dir)
 
 
-def _parse_bot(name: str, table: Table, base: Path) -> BotConfig | None:
+def _parse_bot(name: str, table: Table, base: Path, logs: LogSettings) -> BotConfig | None:
     start = len(table.problems)
     if not _BOT_NAME.match(name):
         table.problems.append(
@@ -308,6 +312,7 @@ def _parse_bot(name: str, table: Table, base: Path) -> BotConfig | None:
         ready_timeout_s=table.take("ready_timeout_s", duration, 60.0),
         heartbeat_timeout_s=table.take("heartbeat_timeout_s", duration, 10.0),
         scale=scale,
+        logs=take_log_settings(table, logs),
     )
     table.finish()
     return bot if len(table.problems) == start else None

@@ -38,6 +38,7 @@ from supervisor.errors import AlreadyRunningError, CommandError, ProtocolError
 from supervisor.events import Events
 from supervisor.fleet import Bot, FleetContext, base_env
 from supervisor.helpers import ForkServer, Guardian
+from supervisor.logfiles import LogWriter
 from supervisor.plugins.host import SupervisorHost
 from supervisor.plugins.runner import PluginRunner
 from supervisor.process import Reaper, become_subreaper, end_strays
@@ -58,6 +59,7 @@ _REPLY_WAIT_S = 2.0  # at shutdown, for the last replies to get out
 _WATCHDOG_TICK_S = (0.1, 2.5)  # at least, at most: four checks per shortest SDK timeout
 _LAG_TICK_S = 1.0
 _LAG_WARN_S = 0.25
+_LOG_DRAIN_S = 2.0  # at shutdown, for the last output of stopped workers to reach the files
 
 
 EarlyForkServer = tuple[subprocess.Popen[bytes], socket.socket]
@@ -71,6 +73,7 @@ class Supervisor:
         self.reaper = Reaper()
         self.guardian = Guardian(self.reaper)
         self.fork_server = ForkServer(self.reaper)
+        self.logs = LogWriter(self.run_dir / "logs")
         self.bots: dict[str, Bot] = {}
         self.autoscalers: dict[str, Autoscaler] = {}
         self.plugin_host = SupervisorHost(self)
@@ -96,6 +99,7 @@ class Supervisor:
         sockets: list[ControlServer | WorkerServer | EventPublisher] = []
         try:
             self._end_leftovers()
+            self.logs.start()
             self.guardian.start()
             if self.config.uses_fork_server:
                 self.fork_server.start(self._early_fork_server)
@@ -121,6 +125,7 @@ class Supervisor:
                 self.events.emit("supervisor_started", pid=os.getpid(), run_dir=str(self.run_dir))
                 await self.shutdown_requested.wait()
                 await self._stop_fleet()
+                await self.logs.drain(_LOG_DRAIN_S)
                 await self._wait_replies()
                 tg.cancel_scope.cancel()
         except Exception:
@@ -135,6 +140,7 @@ class Supervisor:
             clean = self.fleet_down.is_set()
             self.fork_server.close()
             self.guardian.close(clean)
+            self.logs.close()
             self._save()
             self._remove_signals()
             lock.close()
@@ -188,6 +194,7 @@ class Supervisor:
             task_group=tg,
             base_env=env,
             changed=self.mark_dirty,
+            logs=self.logs,
         )
         for name, spec in self.config.bots.items():
             bot = self.bots[name] = Bot(spec, ctx, self.pins.get(name))
