@@ -28,7 +28,7 @@ import anyio.abc
 import anyio.to_thread
 import structlog
 
-from supervisor import __version__, guardian, protocol, state
+from supervisor import __version__, guardian, protocol, sdnotify, state
 from supervisor.autoscale import Autoscaler
 from supervisor.channel import Channel
 from supervisor.client import control_path
@@ -42,6 +42,7 @@ from supervisor.logfiles import LogWriter
 from supervisor.plugins.host import SupervisorHost
 from supervisor.plugins.runner import PluginRunner
 from supervisor.process import Reaper, become_subreaper, end_strays
+from supervisor.slots import BotState
 from supervisor.transport import (
     ControlServer,
     EventPublisher,
@@ -74,6 +75,7 @@ class Supervisor:
         self.guardian = Guardian(self.reaper)
         self.fork_server = ForkServer(self.reaper)
         self.logs = LogWriter(self.run_dir / "logs")
+        self.notifier = sdnotify.Notifier(None)  # systemd's, if it started us: see run()
         self.bots: dict[str, Bot] = {}
         self.autoscalers: dict[str, Autoscaler] = {}
         self.plugin_host = SupervisorHost(self)
@@ -99,7 +101,7 @@ class Supervisor:
         sockets: list[ControlServer | WorkerServer | EventPublisher] = []
         try:
             self._end_leftovers()
-            self.logs.start()
+            self._start_outputs()
             self.guardian.start()
             if self.config.uses_fork_server:
                 self.fork_server.start(self._early_fork_server)
@@ -122,10 +124,10 @@ class Supervisor:
                     tg.start_soon(autoscaler.run)
                 self._start_plugins(tg, self.channel)
                 tg.start_soon(self._watch_loop_lag)
+                tg.start_soon(sdnotify.serve, self.notifier, self._bots_starting)
                 self.events.emit("supervisor_started", pid=os.getpid(), run_dir=str(self.run_dir))
                 await self.shutdown_requested.wait()
                 await self._stop_fleet()
-                await self.logs.drain(_LOG_DRAIN_S)
                 await self._wait_replies()
                 tg.cancel_scope.cancel()
         except Exception:
@@ -141,10 +143,16 @@ class Supervisor:
             self.fork_server.close()
             self.guardian.close(clean)
             self.logs.close()
+            self.notifier.close()
             self._save()
             self._remove_signals()
             lock.close()
             log.info("supervisor_stopped")
+
+    def _start_outputs(self) -> None:
+        """Log files, and systemd's notify socket (taken out of the env workers copy)."""
+        self.notifier = sdnotify.Notifier.from_environ(os.environ)
+        self.logs.start()
 
     def _lock_run_dir(self) -> IO[str]:
         self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -201,6 +209,10 @@ class Supervisor:
             if spec.scale is not None:
                 self.autoscalers[name] = Autoscaler(bot, spec.scale, self.events)
 
+    def _bots_starting(self) -> list[str]:
+        """The bots still coming up; when none is, the fleet is up (systemd's READY=1)."""
+        return [b.name for b in self.bots.values() if b.state() is BotState.STARTING]
+
     def _start_plugins(self, tg: anyio.abc.TaskGroup, channel: Channel) -> None:
         for spec in self.config.plugins.values():
             plugin = spec.cls(spec.settings)
@@ -250,6 +262,7 @@ class Supervisor:
     async def _stop_fleet(self) -> None:
         """Bots stop in the reverse of start order, within shutdown_timeout_s."""
         self.events.emit("supervisor_stopping")
+        self.notifier.send("STOPPING=1")
         for bot in self.bots.values():
             bot.halted = True  # from now on an exit is no crash, and nothing restarts
         with anyio.move_on_after(self.config.supervisor.shutdown_timeout_s) as scope:
@@ -264,6 +277,7 @@ class Supervisor:
         strays = await end_strays(helpers, _STRAY_TIMEOUT_S)
         if strays:
             self.events.emit("strays_ended", count=strays)
+        await self.logs.drain(_LOG_DRAIN_S)  # the last words of stopped workers
         self.fleet_down.set()
 
     async def _kill_everything(self) -> None:
