@@ -60,6 +60,7 @@ _REPLY_WAIT_S = 2.0  # at shutdown, for the last replies to get out
 _WATCHDOG_TICK_S = (0.1, 2.5)  # at least, at most: four checks per shortest SDK timeout
 _LAG_TICK_S = 1.0
 _LAG_WARN_S = 0.25
+_FORWARDED = (signal.SIGUSR1, signal.SIGUSR2)  # to every worker (SIGTERM/SIGINT stop the fleet)
 _LOG_DRAIN_S = 2.0  # at shutdown, for the last output of stopped workers to reach the files
 
 
@@ -299,12 +300,14 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
         loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
+        for sig in _FORWARDED:
+            loop.add_signal_handler(sig, self._forward_signal, sig)
         self.reaper.reap()  # anything that exited before the handler was in place
 
     def _remove_signals(self) -> None:
         with contextlib.suppress(RuntimeError):
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, *_FORWARDED):
                 loop.remove_signal_handler(sig)
 
     def _on_stop_signal(self, sig: int) -> None:
@@ -322,6 +325,14 @@ class Supervisor:
             for slot in bot.slots.values():
                 if slot.child is not None:
                     slot.child.signal(signal.SIGKILL)
+
+    def _forward_signal(self, sig: int) -> None:
+        """Pass it on to every worker's group, as an init (tini, dumb-init) would."""
+        children = [s.child for b in self.bots.values() for s in b.slots.values() if s.alive]
+        for child in children:
+            if child is not None:
+                child.signal(sig)
+        self.events.emit("signal_forwarded", signal=signal.Signals(sig).name, workers=len(children))
 
     def _on_hangup(self) -> None:
         log.warning("reload_unsupported", hint="restart the supervisor to apply a new config")
