@@ -77,7 +77,7 @@ stop_timeout_s = "5s"
     )
     sup.start(wrap=UNSHARE)
     unshare = psutil.Process(sup.pid)
-    init = wait_until(lambda: unshare.children(), what="the supervisor under unshare")[0]
+    init = wait_until(unshare.children, what="the supervisor under unshare")[0]
     assert ns_pid(init.pid) == 1
 
     def orphan() -> psutil.Process | None:
