@@ -3,7 +3,7 @@
     log_files = true            # write each worker's output under run_dir/logs/BOT/
     log_file_format = "text"    # text | json (one JSON object per line)
     log_max_bytes = "10MiB"     # rotate a worker's file at this size; 0: never
-    log_backups = 5             # rotated files kept per worker (older ones are deleted)
+    log_backups = 3             # rotated files kept per worker (older ones are deleted)
     log_compress = false        # gzip rotated files
 
 A bot's key wins over `[supervisor]`'s, key by key.
@@ -35,11 +35,8 @@ class LogSettings:
     enabled: bool = True
     file_format: FileFormat = FileFormat.TEXT
     max_bytes: int = 10 * 1024 * 1024  # 0: one file that is never rotated
-    backups: int = 5
+    backups: int = 3
     compress: bool = False
-
-
-KEYS = ("log_files", "log_file_format", "log_max_bytes", "log_backups", "log_compress")
 
 
 def take_log_settings(table: Table, defaults: LogSettings) -> LogSettings:

@@ -39,13 +39,13 @@ log_backups = 0
 log_files = false
 """,
     )
-    assert cfg.bots["a"].logs == LogSettings(True, FileFormat.JSON, 1 << 20, 5, True)
+    assert cfg.bots["a"].logs == LogSettings(True, FileFormat.JSON, 1 << 20, 3, True)
     assert cfg.bots["b"].logs == LogSettings(False, FileFormat.JSON, 1 << 20, 0, False)
 
 
 def test_a_bot_without_log_keys_gets_the_documented_defaults(tmp_path: Path) -> None:
     cfg = load(tmp_path, '[bots.a]\ncommand = ["sleep", "1"]\n')
-    assert cfg.bots["a"].logs == LogSettings(True, FileFormat.TEXT, 10 << 20, 5, False)
+    assert cfg.bots["a"].logs == LogSettings(True, FileFormat.TEXT, 10 << 20, 3, False)
 
 
 def test_bad_log_keys_are_reported_by_key_path(tmp_path: Path) -> None:
