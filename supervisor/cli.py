@@ -222,7 +222,9 @@ def _logs(args: argparse.Namespace) -> int:
             known = ", ".join(bots) or "none"
             raise CommandError("unknown_bot", f"no bot named {args.bot!r} (bots: {known})")
         if not args.follow:
-            raise CommandError("no_logs", f"no log files for {args.bot} yet in {directory}")
+            raise CommandError(
+                "no_logs", f"no log files in {directory} (log_files off, or it has not run yet)"
+            )
     if args.lines < 0:
         raise CommandError("bad_count", f"-n must be 0 or more, got {args.lines}")
     logs = logread.BotLogs(directory, args.worker)

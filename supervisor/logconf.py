@@ -21,6 +21,7 @@ from supervisor.fields import BadValue, Table, _show, enum_choice, integer
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3}
 _SIZE_UNITS |= {"ki": 1024, "mi": 1024**2, "gi": 1024**3}
+_MIN_ROTATION_BYTES = 1024
 
 
 class FileFormat(enum.StrEnum):
@@ -45,7 +46,7 @@ def take_log_settings(table: Table, defaults: LogSettings) -> LogSettings:
         defaults,
         enabled=table.take("log_files", boolean, defaults.enabled),
         file_format=table.take("log_file_format", enum_choice(FileFormat), defaults.file_format),
-        max_bytes=table.take("log_max_bytes", byte_size, defaults.max_bytes),
+        max_bytes=table.take("log_max_bytes", rotation_size, defaults.max_bytes),
         backups=table.take("log_backups", integer(minimum=0), defaults.backups),
         compress=table.take("log_compress", boolean, defaults.compress),
     )
@@ -55,6 +56,14 @@ def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise BadValue(f"expected true or false, got {_show(value)}")
     return value
+
+
+def rotation_size(value: Any) -> int:
+    """0 (never rotate) or at least 1 KiB: smaller files would be one line each."""
+    size = byte_size(value)
+    if 0 < size < _MIN_ROTATION_BYTES:
+        raise BadValue(f"expected 0 (never rotate) or at least 1KiB, got {_show(value)}")
+    return size
 
 
 def byte_size(value: Any) -> int:

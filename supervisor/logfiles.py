@@ -258,7 +258,8 @@ class WorkerLog:
             self._size += written
 
     def _open_first(self) -> None:
-        """Go on in the last segment of an earlier run if it has room, else start the next."""
+        """Go on in the last segment of an earlier run if it has room, else start the next.
+        A line that run left unfinished (killed mid-write) is ended, not joined to ours."""
         self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
         segments = list_segments(os.listdir(self.directory)).get(self.slot, [])
         last = segments[-1] if segments else None
@@ -271,6 +272,8 @@ class WorkerLog:
             full = self.settings.max_bytes and size >= self.settings.max_bytes
             self._seq = last.seq + 1 if full else last.seq
         self._open_segment()
+        if self._size and _ends_mid_line(self.directory / segment_name(self.slot, self._seq)):
+            self._write_all(b"\n")
 
     def _rotate(self) -> None:
         os.close(self._fd)
@@ -295,6 +298,12 @@ class WorkerLog:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _ends_mid_line(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
 
 
 def tidy(directory: Path, slot: int, live_seq: int, settings: LogSettings) -> None:

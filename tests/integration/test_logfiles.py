@@ -78,3 +78,31 @@ def test_a_stalled_disk_pauses_the_pipe_not_the_loop_and_loses_nothing(tmp_path:
     expected = [f"line {i:>10} {'x' * 38}" for i in range(LINES)]
     assert delivered == expected
     assert [line.split(b" ", 3)[3].decode() for line in on_disk] == expected
+
+
+async def write_lines(root: Path, settings: LogSettings, texts: list[str]) -> None:
+    writer = LogWriter(root)
+    writer.start()
+    wlog = writer.open("b", 0, settings)
+    for text in texts:
+        wlog.write(7, "stdout", text)
+    while wlog.busy:  # noqa: ASYNC110  (the writer thread empties it)
+        await anyio.sleep(0.005)
+    writer.close()
+
+
+def test_a_new_run_goes_on_in_the_last_file_and_ends_a_line_cut_short(tmp_path: Path) -> None:
+    """A run killed mid-line leaves a line without its newline: the next run ends it before
+    its own lines, in the same file while it has room, then rotates into the next."""
+    segment = tmp_path / "b" / "0.00000004.log"
+    segment.parent.mkdir(parents=True)
+    segment.write_bytes(
+        b"2026-01-01T00:00:00.000000Z stdout 1 whole\n2026-01-01T00:00:00.000000Z stdout 1 cut sho"
+    )
+    settings = LogSettings(max_bytes=1024, backups=10)
+    anyio.run(write_lines, tmp_path, settings, [f"new {i}" for i in range(30)])
+    texts = [line.split(b" ", 3)[3].decode() for line in segment.read_bytes().splitlines()]
+    assert texts[:3] == ["whole", "cut sho", "new 0"]
+    later = (tmp_path / "b" / "0.00000005.log").read_bytes().splitlines()
+    assert [line.split(b" ", 3)[3].decode() for line in later][-1] == "new 29"
+    assert (tmp_path / "b" / "0.log").readlink().name == "0.00000005.log"

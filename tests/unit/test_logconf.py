@@ -62,6 +62,10 @@ command = ["sleep", "1"]
 log_backups = -1
 log_compress = "yes"
 log_maxbytes = 5
+
+[bots.b]
+command = ["sleep", "1"]
+log_max_bytes = "100B"
 """,
         )
     assert e.value.problems == [
@@ -71,6 +75,7 @@ log_maxbytes = 5
         "bots.a.log_backups: expected an integer >= 0, got -1",
         'bots.a.log_compress: expected true or false, got "yes"',
         'bots.a.log_maxbytes: unknown key; did you mean "log_max_bytes"?',
+        'bots.b.log_max_bytes: expected 0 (never rotate) or at least 1KiB, got "100B"',
     ]
 
 
