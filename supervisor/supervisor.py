@@ -423,4 +423,5 @@ class Supervisor:
             "workers": self.channel.stats() if self.channel else {},
             "events_published": self.events.published,
             "loop_lag_s": round(self.loop_lag_s, 4),
+            "log_write_failures": self.logs.failed_writes,  # batches of lines lost (disk full)
         }

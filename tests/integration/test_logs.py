@@ -196,3 +196,20 @@ def printed_numbers(printed: list[str]) -> list[int]:
         if text.startswith("line "):
             found.append(int(text.split()[1]))
     return found
+
+
+def test_a_log_that_cannot_be_written_is_counted_and_harms_nothing(sup: Supervisor) -> None:
+    """A bot's log directory that cannot be created (a file is in the way): the failure is
+    logged once and counted in status, the worker runs on, its output still reaches the
+    supervisor's log, and the other bot's files are written."""
+    sup.configure(bot("blocked", 'EVERY_S = "0.01"') + bot("fine", 'COUNT = "3"'))
+    (sup.run_dir / "logs").mkdir(parents=True)
+    (sup.run_dir / "logs" / "blocked").write_text("in the way\n")
+    sup.start()
+    wait_until(lambda: sup.status()["supervisor"]["log_write_failures"] >= 3, what="failures")
+    wait_until(lambda: finished(sup.run_dir / "logs" / "fine", 1), what="fine's files")
+    assert sup.bot("blocked")["running"] == 1
+    assert sup.bot("blocked")["restarts"] == 0
+    assert len(sup.events("log_write_failed")) == 1
+    said = [e["line"] for e in sup.events("worker_output") if e["bot"] == "blocked"]
+    assert "line 0 " + "x" * 20 in said
