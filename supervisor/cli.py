@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 DEFAULT_CONFIG = "supervisor.toml"
 _QUICK_TIMEOUT_S = 10.0
-_WAIT_TIMEOUT_S = 3600.0
-_FOLLOW_INTERVAL_S = 0.1  # stop/restart/shutdown: the supervisor bounds these itself
+_WAIT_TIMEOUT_S = 3600.0  # stop/restart/shutdown: the supervisor bounds these itself
+_FOLLOW_INTERVAL_S = 0.1  # `logs -f` looks for new lines this often
 
 
 def main(argv: list[str] | None = None) -> int:

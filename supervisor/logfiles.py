@@ -123,7 +123,10 @@ class LogWriter:
             self._wake.wait()
             self._wake.clear()
             for wlog in list(self.logs.values()):
-                wlog.flush()
+                try:
+                    wlog.flush()
+                except Exception:  # a bug here must not leave every worker's pipe paused
+                    log.exception("log_writer_failed", bot=wlog.bot, worker=wlog.slot)
             if self._closing and not any(w.queued for w in list(self.logs.values())):
                 return
 
@@ -133,6 +136,8 @@ class LogWriter:
                 job()
             except OSError as e:
                 log.warning("log_chore_failed", error=str(e))
+            except Exception:  # the thread lives on: the next rotation tries again
+                log.exception("log_chore_failed")
 
 
 class WorkerLog:
@@ -209,12 +214,14 @@ class WorkerLog:
         with contextlib.suppress(IndexError):
             while True:
                 items.append(self._queue.popleft())
-        if items:
-            self._append([self._format(item) for item in items])
+        try:
+            if items:
+                self._append([self._format(item) for item in items])
+        finally:  # written or lost, they no longer hold the pipes back
             self.written_bytes += sum(len(item[3]) + _LINE_OVERHEAD for item in items)
-        if self.paused and not self._resume_pending and self.pending_bytes < _LOW_BYTES:
-            self._resume_pending = True
-            self._writer.resume_soon(self)
+            if self.paused and not self._resume_pending and self.pending_bytes < _LOW_BYTES:
+                self._resume_pending = True
+                self._writer.resume_soon(self)
 
     def _format(self, item: Item) -> bytes:
         ts, pid, stream, text = item
