@@ -1,5 +1,6 @@
 """As PID 1 of a pid namespace (a container's init): an orphaned grandchild that exits is
-reaped (no zombie is left), SIGUSR1 reaches the workers, and SIGTERM stops the fleet cleanly.
+reaped (no zombie is left), forked workers are adopted, SIGUSR1 reaches every worker, and
+SIGTERM stops the fleet cleanly.
 
 The supervisor runs under `unshare --pid --fork --mount-proc`. The harness's `status()` is not
 used here: it records worker pids, and pids inside the namespace are not the host's.
@@ -69,6 +70,11 @@ def test_as_pid_1_orphans_are_reaped_signals_reach_workers_and_sigterm_stops(
 command = ["sh", "-c", "trap '' USR1; (exec sh -c 'while [ ! -e {gate} ]; do sleep 0.01; done; exit 3' &); exec sleep 1000"]
 ready_after_s = 0
 
+[bots.forked]  # forked by the fork server, adopted by PID 1 like any orphan
+module = "tests.bots.numbered:main"
+env = {{ COUNT = "1" }}
+ready_after_s = 0
+
 [bots.listener]
 command = ["sh", "-c", "trap 'echo got usr1' USR1; echo listening; while :; do sleep 0.01; done"]
 ready_after_s = 0
@@ -93,6 +99,9 @@ stop_timeout_s = "5s"
     running = lambda: sup.request("status")["bots"]  # noqa: E731
     wait_until(lambda: all(b["state"] == "running" for b in running().values()), what="bots up")
 
+    forked = [p for p in init.children() if "supervisor: forked[0]" in " ".join(p.cmdline())]
+    assert len(forked) == 1  # a direct child of PID 1, though the fork server forked it
+
     gate.touch()  # the orphan exits on its own now
     wait_until(lambda: not os.path.exists(f"/proc/{adopted.pid}"), what="the orphan to be reaped")
     wait_until(lambda: not zombies(init), what="no zombie in the namespace")
@@ -102,10 +111,15 @@ stop_timeout_s = "5s"
     wait_until(lambda: listener.exists() and "listening" in listener.read_text(), what="trap set")
     os.kill(init.pid, signal.SIGUSR1)
     wait_until(lambda: "got usr1" in listener.read_text(), what="SIGUSR1 forwarded")
+    wait_until(lambda: running()["forked"]["restarts"] == 1, what="forked to die of SIGUSR1")
+    wait_until(lambda: running()["forked"]["state"] == "running", what="forked back")
 
     os.kill(init.pid, signal.SIGTERM)
     assert sup.wait_exit() == 0
     assert sup.events("supervisor_stopped")
     exits = sup.events("worker_exited")
-    assert sorted(e["bot"] for e in exits) == ["listener", "parent"]  # each once: USR1 killed none
-    assert all(e["expected"] for e in exits), exits
+    # SIGUSR1 reached every worker: those that ignore or trap it ran on to the end; the
+    # forked Python worker, which does neither, died of it and was restarted.
+    assert sorted((e["bot"], e["signal"], e["expected"]) for e in exits) == [
+        ("forked", 10, False), ("forked", 15, True), ("listener", 15, True), ("parent", 15, True)
+    ]  # fmt: skip
