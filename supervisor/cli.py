@@ -69,7 +69,13 @@ def _parser() -> argparse.ArgumentParser:
         p = command(name, f"{verb} a bot, or one of its workers")
         p.add_argument("bot")
         p.add_argument("--worker", type=int, metavar="SLOT")
+        if name == "restart":
+            p.add_argument(
+                "--rolling", action="store_true", help="one worker at a time, each new one ready"
+            )
         p.set_defaults(func=_lifecycle, verb=name)
+    p = command("reload", "re-read the config and apply what changed (also: SIGHUP)")
+    p.set_defaults(func=_reload)
     command("shutdown", "stop every bot, then the supervisor").set_defaults(func=_shutdown)
     p = command("top", "a live view of the fleet, refreshed every second")
     p.add_argument("--interval", type=float, default=1.0, metavar="SECONDS")
@@ -160,9 +166,31 @@ def _scale(args: argparse.Namespace) -> int:
 
 def _lifecycle(args: argparse.Namespace) -> int:
     timeout = _QUICK_TIMEOUT_S if args.verb == "start" else _WAIT_TIMEOUT_S
-    r = _request(args, args.verb, timeout, bot=args.bot, worker=args.worker)
+    extra = {"rolling": True} if getattr(args, "rolling", False) else {}
+    r = _request(args, args.verb, timeout, bot=args.bot, worker=args.worker, **extra)
     who = r["bot"] if args.worker is None else f"{r['bot']} worker {args.worker}"
     print(f"{who}: {args.verb} done; bot is {r['state']}")
+    return ExitCode.OK
+
+
+def _reload(args: argparse.Namespace) -> int:
+    r = _request(args, "reload", _WAIT_TIMEOUT_S)  # removed bots are stopped first
+    labels = {
+        "added": "started",
+        "removed": "stopped",
+        "restarted": "rolling restart",
+        "updated": "updated in place",
+        "unchanged": "untouched",
+        "plugins_started": "plugins started",
+        "plugins_stopped": "plugins stopped",
+        "plugins_restarted": "plugins restarted",
+    }
+    for key, label in labels.items():
+        if r.get(key):
+            print(f"{label}: {', '.join(r[key])}")
+    if r.get("needs_restart"):
+        keys = ", ".join(r["needs_restart"])
+        print(f"supervisor: warning: {keys} changed; that applies after a restart", file=sys.stderr)
     return ExitCode.OK
 
 
@@ -286,6 +314,8 @@ def format_status(result: dict[str, Any]) -> str:
         bot_notes = notes.setdefault(len(rows) - 1, [])
         if b.get("failure"):
             bot_notes.append(f"failed: {b['failure']}")
+        if b.get("waiting_for"):
+            bot_notes.append(f"waiting for {', '.join(b['waiting_for'])} to be ready")
         if b.get("scale"):
             bot_notes.append(_scale_line(b["scale"]))
         for w in b["workers"]:

@@ -37,6 +37,7 @@ class Commands:
             "stop": self.stop,
             "restart": self.restart,
             "shutdown": self.shutdown,
+            "reload": self.reload,
         }
 
     async def dispatch(self, cmd: str, args: dict[str, Any]) -> Any:
@@ -99,9 +100,22 @@ class Commands:
 
     async def restart(self, args: dict[str, Any]) -> Any:
         bot, worker = self._bot(args), self._worker(args)
-        await bot.restart(worker)
+        if args.get("rolling"):
+            if worker is not None:
+                raise CommandError("bad_request", "--rolling restarts every worker; no --worker")
+            if not await bot.roll():
+                raise CommandError(
+                    "roll_stopped",
+                    f"{bot.name}: a new worker did not become ready; the rolling restart "
+                    "stopped there (the other workers keep running)",
+                )
+        else:
+            await bot.restart(worker)
         self._sup.events.emit("bot_restarted", bot=bot.name, worker=worker)
         return {"bot": bot.name, "state": bot.state().value}
+
+    async def reload(self, args: dict[str, Any]) -> Any:
+        return await self._sup.reload()
 
     async def shutdown(self, args: dict[str, Any]) -> Any:
         self._sup.shutdown_requested.set()
@@ -172,6 +186,8 @@ def bot_status(bot: Bot, now: float) -> dict[str, Any]:
         "restarts": bot.restarts,
         "uptime_s": round(now - bot.started_at, 3) if bot.started_at else 0.0,
         "failure": bot.failure,
+        "depends_on": list(bot.spec.depends_on),
+        "waiting_for": list(bot.waiting_for),
         "workers": [_worker_status(bot, s, now) for s in slots],
     }
 

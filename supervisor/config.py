@@ -19,13 +19,15 @@ import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from supervisor import rundir
+from supervisor import procsettings, rundir
 from supervisor.errors import ConfigError
 from supervisor.fields import (
+    BadValue,
     Table,
     argv_list,
     choice,
@@ -41,6 +43,7 @@ from supervisor.fields import (
 )
 from supervisor.logconf import LogSettings, take_log_settings
 from supervisor.plugins.base import Plugin
+from supervisor.procsettings import ProcessSettings
 from supervisor.scaleconf import parse_scale
 from supervisor.scaling import Policy
 
@@ -140,6 +143,9 @@ class BotConfig:
     ready_timeout_s: float = 60.0  # with the SDK: killed if not READY by then
     heartbeat_timeout_s: float = 10.0  # with the SDK: killed if silent this long; 0: off
     scale: Policy | None = None  # autoscaling; None: `workers` stays (unless pinned)
+    depends_on: tuple[str, ...] = ()  # started once these are ready; stopped before them
+    process: ProcessSettings = field(default_factory=ProcessSettings)  # user, umask, rlimits
+    max_memory_mb: float = 0.0  # a worker above this RSS is restarted; 0: no limit
     logs: LogSettings = field(default_factory=LogSettings)  # its output on disk (logconf.py)
 
     @property
@@ -218,6 +224,7 @@ def _parse(raw: dict[str, Any], path: Path, problems: list[str]) -> Config | Non
         bot = _parse_bot(name, Table(raw_bot, f"bots.{name}", problems), base, settings.logs)
         if bot is not None:
             bots[name] = bot
+    bots = _in_start_order(bots, problems)
     plugins = _parse_plugins(top.sub("plugins"))
     top.finish()
     if problems:
@@ -277,6 +284,14 @@ def _parse_bot(name: str, table: Table, base: Path, logs: LogSettings) -> BotCon
         )
     cwd = table.take("cwd", existing_directory(base), base)
     env: Mapping[str, str] = table.take("env", env_table, MappingProxyType({}))
+    env_file = table.take("env_file", string, "")
+    if env_file:
+        try:
+            from_file = procsettings.read_env_file(base / env_file)
+        except ValueError as e:
+            table.problems.append(f"{table.key_path('env_file')}: {e}")
+        else:
+            env = MappingProxyType(from_file | dict(env))  # `env` wins over the file
     argv, module = _take_argv(table, cwd, env)
     default_backoff = Backoff()
     backoff = Backoff(
@@ -312,6 +327,9 @@ def _parse_bot(name: str, table: Table, base: Path, logs: LogSettings) -> BotCon
         ready_timeout_s=table.take("ready_timeout_s", duration, 60.0),
         heartbeat_timeout_s=table.take("heartbeat_timeout_s", duration, 10.0),
         scale=scale,
+        depends_on=table.take("depends_on", _names, ()),
+        process=_take_process(table),
+        max_memory_mb=table.take("max_memory_mb", number(minimum=0.0), 0.0),
         logs=take_log_settings(table, logs),
     )
     table.finish()
@@ -362,3 +380,110 @@ def _executable_exists(program: str, cwd: Path, env: Mapping[str, str]) -> bool:
         candidate = cwd / program
         return candidate.is_file() and os.access(candidate, os.X_OK)
     return shutil.which(program, path=env.get("PATH", os.environ.get("PATH"))) is not None
+
+
+# ---------------------------------------------------------------- start order
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise BadValue(f'expected a list of bot names such as ["db", "cache"], got {value!r}')
+    return tuple(value)
+
+
+def _in_start_order(bots: dict[str, BotConfig], problems: list[str]) -> dict[str, BotConfig]:
+    """The bots, each after what it depends on (else in file order); cycles are errors."""
+    for bot in bots.values():
+        for dep in bot.depends_on:
+            if dep not in bots:
+                problems.append(
+                    f'bots.{bot.name}.depends_on: no bot "{dep}"{_suggest_bot(dep, bots)}'
+                )
+            elif dep == bot.name:
+                problems.append(f"bots.{bot.name}.depends_on: a bot cannot depend on itself")
+    ordered: dict[str, BotConfig] = {}
+    visiting: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in ordered or name not in bots:
+            return
+        if name in visiting:
+            cycle = [*visiting[visiting.index(name) :], name]
+            problems.append(f"bots.{cycle[0]}.depends_on: a cycle: {' -> '.join(cycle)}")
+            return
+        visiting.append(name)
+        for dep in bots[name].depends_on:
+            if dep != name:
+                visit(dep)
+        visiting.pop()
+        ordered[name] = bots[name]
+
+    for name in bots:
+        visit(name)
+    return ordered
+
+
+def _suggest_bot(name: str, bots: Mapping[str, BotConfig]) -> str:
+    import difflib  # noqa: PLC0415
+
+    close = difflib.get_close_matches(name, list(bots), n=1)
+    return f'; did you mean "{close[0]}"?' if close else ""
+
+
+# ---------------------------------------------------------------- process settings
+
+
+def _take_process(table: Table) -> ProcessSettings:
+    user = table.take("user", _user, None)
+    gid = table.take("group", _group, None)
+    umask = table.take("umask", _umask, None)
+    rlimits: list[tuple[int, int, int]] = []
+    if table.has("rlimits"):
+        limits = table.sub("rlimits")
+        for name in procsettings.RLIMITS:
+            if limits.has(name):
+                found = limits.take(name, partial(_rlimit, name), None)
+                if found is not None:
+                    rlimits.append(found)
+        limits.finish(known=sorted(procsettings.RLIMITS))
+    uid, groups = None, None
+    if user is not None:
+        uid, user_gid, name = user
+        gid = user_gid if gid is None else gid
+        groups = tuple(os.getgrouplist(name, gid))
+    other = (uid is not None and uid != os.geteuid()) or (gid is not None and gid != os.getegid())
+    if other and os.geteuid() != 0:
+        key = "user" if uid is not None else "group"
+        table.problems.append(
+            f"{table.key_path(key)}: running workers as another user or group needs root "
+            f"(the supervisor runs as uid {os.geteuid()})"
+        )
+    return ProcessSettings(uid, gid, groups, umask, tuple(rlimits))
+
+
+def _user(value: Any) -> tuple[int, int, str]:
+    try:
+        return procsettings.user_ids(value)
+    except ValueError as e:
+        raise BadValue(str(e)) from None
+
+
+def _group(value: Any) -> int:
+    try:
+        return procsettings.group_id(value)
+    except ValueError as e:
+        raise BadValue(str(e)) from None
+
+
+def _umask(value: Any) -> int:
+    try:
+        return procsettings.umask_value(value)
+    except ValueError as e:
+        raise BadValue(str(e)) from None
+
+
+def _rlimit(name: str, value: Any) -> tuple[int, int, int]:
+    try:
+        return procsettings.rlimit(name, value)
+    except ValueError as e:
+        raise BadValue(str(e)) from None

@@ -35,6 +35,8 @@ log = structlog.get_logger("supervisor.fleet")
 
 _SPAWNS_PER_TICK = 16  # then let the loop breathe (control requests, exits)
 _SPAWN_FAILED_CODE = 127  # what a shell reports for a program that cannot be run
+_DEPENDENCY_POLL_S = 0.05  # a waiting bot looks at its dependencies this often
+_ROLL_POLL_S = 0.05  # a rolling restart looks for the new worker's readiness this often
 
 
 @dataclass
@@ -70,8 +72,18 @@ class Bot:
         self._spawns_in_flight = 0
         self._spawns_done = anyio.Event()
         self._rng = random.Random()
+        self.dependencies: list[Bot] = []  # set by the supervisor, from spec.depends_on
+        self.waiting_for: list[str] = []
+        self._roll_lock = anyio.Lock()
+        self._env: dict[str, str] = {}
+        self._limits = health.Limits(0, 0, 0)
+        self.update_spec(spec)
+
+    def update_spec(self, spec: BotConfig) -> None:
+        """A new spec (a reload): it applies to the workers started from now on."""
+        self.spec = spec
         self._env = (
-            ctx.base_env
+            self._ctx.base_env
             | dict(spec.env)
             | {
                 "SUPERVISOR_BOT": spec.name,
@@ -83,6 +95,7 @@ class Bot:
         self._limits = health.Limits(
             spec.ready_after_s, spec.ready_timeout_s, spec.heartbeat_timeout_s
         )
+        self.poke()
 
     # ------------------------------------------------------------ counts and states
 
@@ -116,7 +129,14 @@ class Bot:
         return sum(1 for s in self.slots.values() if s.ready)
 
     def state(self) -> BotState:
+        if self.waiting_for and not (self.stopped or self.halted):
+            return BotState.WAITING
         return bot_state(self.slots.values(), self.target, self.stopped, self.failure is not None)
+
+    @property
+    def up(self) -> bool:
+        """Every desired worker is ready: what a bot that depends on this one waits for."""
+        return not self.waiting_for and self.ready >= self.target and not self.stopped
 
     def worker_state(self, slot: Slot, now: float) -> WorkerState:
         return worker_state(slot, now, self.stopped, self.failure is not None)
@@ -129,11 +149,14 @@ class Bot:
 
     async def settle(self) -> None:
         """Wait until a reconcile pass has run that began after this call."""
+        if self.waiting_for:
+            return  # no pass runs before its dependencies are up
         done = self._next_pass
         self.poke()
         await done.wait()
 
     async def run(self) -> None:
+        await self._wait_for_dependencies()
         while True:
             done, self._next_pass = self._next_pass, anyio.Event()
             await self._reconcile()
@@ -141,6 +164,17 @@ class Bot:
             with anyio.move_on_after(self._next_due(time.monotonic())):
                 await self._wake.wait()
             self._wake = anyio.Event()
+
+    async def _wait_for_dependencies(self) -> None:
+        """Start only once every bot in `depends_on` has all its workers ready."""
+        self.waiting_for = [d.name for d in self.dependencies if not d.up]
+        if not self.waiting_for:
+            return
+        self._ctx.events.emit("bot_waiting", bot=self.name, depends_on=list(self.waiting_for))
+        while self.waiting_for and not self.halted:
+            await anyio.sleep(_DEPENDENCY_POLL_S)
+            self.waiting_for = [d.name for d in self.dependencies if not d.up]
+        self.waiting_for = []
 
     async def _reconcile(self) -> None:
         spawned = 0
@@ -202,7 +236,9 @@ class Bot:
             self._ctx.task_group.start_soon(self._fork, slot, env)
             return
         try:
-            child = Child.spawn(self.spec.argv, env, self.spec.cwd, self._ctx.reaper)
+            child = Child.spawn(
+                self.spec.argv, env, self.spec.cwd, self._ctx.reaper, self.spec.process
+            )
         except OSError as e:
             self._spawn_failed(slot, e)
             return
@@ -212,8 +248,9 @@ class Bot:
         title = f"supervisor: {self.name}[{slot.index}] {self.spec.module}"
         stop = (int(self.spec.stop_signal), self.spec.stop_timeout_s)
         try:
+            process = None if self.spec.process.empty else self.spec.process.as_request()
             child = await self._ctx.fork_server.spawn(
-                self.spec.module, env, self.spec.cwd, title, stop
+                self.spec.module, env, self.spec.cwd, title, stop, process=process
             )
         except OSError as e:
             self._spawn_failed(slot, e)
@@ -438,6 +475,41 @@ class Bot:
         """Stop, then start again (all workers at once, or one)."""
         await self.stop(worker)
         await self.start(worker)
+
+    async def roll(self) -> bool:
+        """A rolling restart: one worker at a time, each new one ready before the next old
+        one stops, so at most one fewer than desired is ready. False if a new worker did not
+        become ready (the roll stops there: the old ones keep running)."""
+        async with self._roll_lock:  # a second roll (another reload) waits for the first
+            return await self._roll()
+
+    async def _roll(self) -> bool:
+        self._ctx.events.emit("bot_rolling_restart", bot=self.name, workers=self.running)
+        for slot in sorted(self.slots.values(), key=lambda s: s.index):
+            if slot.index >= self.target or not slot.alive or slot.child is None:
+                continue
+            old = slot.child
+            await self._stop_slot(slot, drain=True)
+            if not await self._ready_again(slot, old):
+                self._ctx.events.emit(
+                    "bot_rolling_restart_stopped", "error", bot=self.name, worker=slot.index,
+                    reason=self.failure or "the new worker did not become ready",
+                )  # fmt: skip
+                return False
+        self._ctx.events.emit("bot_rolling_restart_done", bot=self.name)
+        return True
+
+    async def _ready_again(self, slot: Slot, old: Child) -> bool:
+        """Wait for a new process in the slot to be ready (bounded by the bot's timeouts)."""
+        limit = (self.spec.ready_timeout_s or 60.0) + self.spec.ready_after_s + 10.0
+        with anyio.move_on_after(limit):
+            while not (slot.child is not old and slot.alive and slot.ready):
+                if self.failure is not None or self.halted or self.stopped:
+                    return False
+                self.poke()
+                await anyio.sleep(_ROLL_POLL_S)
+            return True
+        return False
 
     async def _stop_all(self, slots: list[Slot]) -> None:
         async with anyio.create_task_group() as tg:

@@ -190,6 +190,10 @@ def _set_up(req: dict[str, Any], fds: list[int]) -> None:
     os.dup2(fds[1], 2)
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))
     os.chdir(req["cwd"])
+    if req.get("process"):
+        from supervisor import procsettings  # noqa: PLC0415  (few bots need it)
+
+        procsettings.apply(req["process"])
     env: dict[str, str] = req["env"]
     os.environ.clear()
     os.environ.update(env)

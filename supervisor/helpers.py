@@ -150,6 +150,8 @@ class ForkServer:
         cwd: Path,
         title: str,
         stop: tuple[int, float],
+        *,
+        process: dict[str, Any] | None = None,
     ) -> Child:
         """Fork a worker that runs `target` as `python -m supervisor.runner` would.
 
@@ -168,6 +170,7 @@ class ForkServer:
             "title": title,
             "signal": int(stop[0]),
             "timeout_s": stop[1],
+            "process": process,
         }
         pending = _Pending(request, [out_w, err_w])
         self._pending[request_id] = pending

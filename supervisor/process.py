@@ -26,6 +26,7 @@ import anyio
 import structlog
 
 from supervisor.guardian import start_ticks, stat_fields
+from supervisor.procsettings import ProcessSettings
 from supervisor.restart import Exit
 
 log = structlog.get_logger("supervisor.process")
@@ -90,7 +91,14 @@ class Child:
         reaper.watch(pid, self._mark_exited)
 
     @classmethod
-    def spawn(cls, argv: Sequence[str], env: Mapping[str, str], cwd: Path, reaper: Reaper) -> Child:
+    def spawn(
+        cls,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        reaper: Reaper,
+        settings: ProcessSettings | None = None,
+    ) -> Child:
         """Start argv in a new process group, stdout and stderr on pipes of ours.
 
         Raises OSError if the program cannot be started (not found, not executable).
@@ -107,6 +115,7 @@ class Child:
                 stderr=err_w,
                 process_group=0,
                 close_fds=True,
+                **(settings.popen_kwargs() if settings is not None else {}),
             )
         except BaseException:
             os.close(out_r)
@@ -123,6 +132,11 @@ class Child:
 
     def uptime_s(self, now: float | None = None) -> float:
         return (time.monotonic() if now is None else now) - self.started_at
+
+    def rss_bytes(self) -> int:
+        """Resident memory now (0 if gone); unlike sample(), no CPU bookkeeping."""
+        fields = stat_fields(self.pid) if self.alive else None
+        return int(fields[21]) * _PAGE_BYTES if fields is not None else 0
 
     def sample(self) -> tuple[float, int]:
         """(CPU percent since the previous sample, or since start; RSS bytes).

@@ -71,7 +71,7 @@ MAX_REPLY_FRAME_BYTES = 64 << 20  # a status of thousands of workers
 _MAX_STR = 1 << 16
 _MAX_ITEMS = 1 << 16
 
-COMMANDS = frozenset({"status", "scale", "start", "stop", "restart", "shutdown", "ping"})
+COMMANDS = frozenset({"status", "scale", "start", "stop", "restart", "shutdown", "ping", "reload"})
 
 MAX_WORKER_FRAME_BYTES = 1 << 20
 MAX_BATCH = 4096  # messages in one batch

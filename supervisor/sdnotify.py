@@ -7,7 +7,8 @@ Each message is one datagram of newline-separated `KEY=VALUE` lines. Under
 `Type=notify` the supervisor sends `READY=1` once no bot is starting any
 more, `WATCHDOG=1` at half the watchdog interval from a task in its loop
 (so a loop that hangs stops the pings and systemd restarts the service),
-`STATUS=...` as the fleet comes up, and `STOPPING=1` when shutdown begins.
+`STATUS=...` as the fleet comes up, `RELOADING=1` and `READY=1` around a
+reload, and `STOPPING=1` when shutdown begins.
 The variables are taken out of our environment, so workers do not inherit
 them. A send that fails is logged and ignored: systemd's absence is no
 reason to stop a fleet.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable, MutableMapping
 
 import anyio
@@ -68,6 +70,11 @@ class Notifier:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def reloading() -> tuple[str, str]:
+    """RELOADING=1 with the clock that Type=notify-reload wants beside it."""
+    return "RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}"
 
 
 def socket_address(value: str) -> str | None:

@@ -45,6 +45,7 @@ class BotState(enum.StrEnum):
     STOPPING = "stopping"
     STOPPED = "stopped"
     FAILED = "failed"
+    WAITING = "waiting"  # for the bots it depends on to be ready
 
 
 @dataclass

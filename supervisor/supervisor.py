@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -29,12 +30,13 @@ import anyio.to_thread
 import structlog
 
 from supervisor import __version__, guardian, protocol, sdnotify, state
+from supervisor import config as config_module
 from supervisor.autoscale import Autoscaler
 from supervisor.channel import Channel
 from supervisor.client import control_path
 from supervisor.commands import Commands
-from supervisor.config import Config
-from supervisor.errors import AlreadyRunningError, CommandError, ProtocolError
+from supervisor.config import BotConfig, Config
+from supervisor.errors import AlreadyRunningError, CommandError, ConfigError, ProtocolError
 from supervisor.events import Events
 from supervisor.fleet import Bot, FleetContext, base_env
 from supervisor.helpers import ForkServer, Guardian
@@ -60,6 +62,7 @@ _REPLY_WAIT_S = 2.0  # at shutdown, for the last replies to get out
 _WATCHDOG_TICK_S = (0.1, 2.5)  # at least, at most: four checks per shortest SDK timeout
 _LAG_TICK_S = 1.0
 _LAG_WARN_S = 0.25
+_MEMORY_CHECK_S = 2.0  # max_memory_mb without the monitor
 _FORWARDED = (signal.SIGUSR1, signal.SIGUSR2)  # to every worker (SIGTERM/SIGINT stop the fleet)
 _LOG_DRAIN_S = 2.0  # at shutdown, for the last output of stopped workers to reach the files
 
@@ -92,6 +95,11 @@ class Supervisor:
         self._save_lock = anyio.Lock()
         self._inflight = 0
         self._idle = anyio.Event()
+        self._tg: anyio.abc.TaskGroup
+        self._fleet_ctx: FleetContext
+        self._scopes: dict[str, anyio.CancelScope] = {}
+        self._reload_lock = anyio.Lock()
+        self._plugins_listening = False
 
     # ------------------------------------------------------------ the run
 
@@ -114,19 +122,20 @@ class Supervisor:
             self.events.bind(publisher)
             self.channel = Channel(workers, self.events)
             async with anyio.create_task_group() as tg:
+                self._tg = tg
                 self._build_fleet(tg, self.channel)
                 tg.start_soon(self._serve_control, control, tg)
                 tg.start_soon(self.channel.run)
                 tg.start_soon(self._watchdog)
                 tg.start_soon(self._save_loop)
                 for bot in self.bots.values():
-                    tg.start_soon(bot.run)
-                for autoscaler in self.autoscalers.values():
-                    tg.start_soon(autoscaler.run)
+                    self._start_scoped(f"bot:{bot.name}", bot.run)
+                for name, autoscaler in self.autoscalers.items():
+                    self._start_scoped(f"autoscaler:{name}", autoscaler.run)
                 self._start_plugins(tg, self.channel)
                 tg.start_soon(self._watch_loop_lag)
-                tg.start_soon(sdnotify.serve, self.notifier, self._bots_starting)
-                self.events.emit("supervisor_started", pid=os.getpid(), run_dir=str(self.run_dir))
+                tg.start_soon(self._guard_memory)
+                self._announce_started(tg)
                 await self.shutdown_requested.wait()
                 await self._stop_fleet()
                 await self._wait_replies()
@@ -143,8 +152,7 @@ class Supervisor:
             clean = self.fleet_down.is_set()
             self.fork_server.close()
             self.guardian.close(clean)
-            self.logs.close()
-            self.notifier.close()
+            self._close_outputs()
             self._save()
             self._remove_signals()
             lock.close()
@@ -154,6 +162,15 @@ class Supervisor:
         """Log files, and systemd's notify socket (taken out of the env workers copy)."""
         self.notifier = sdnotify.Notifier.from_environ(os.environ)
         self.logs.start()
+
+    def _close_outputs(self) -> None:
+        self.logs.close()
+        self.notifier.close()
+
+    def _announce_started(self, tg: anyio.abc.TaskGroup) -> None:
+        """Say we run; tell systemd (READY=1) once the fleet is up, and keep its watchdog fed."""
+        tg.start_soon(sdnotify.serve, self.notifier, self._bots_starting)
+        self.events.emit("supervisor_started", pid=os.getpid(), run_dir=str(self.run_dir))
 
     def _lock_run_dir(self) -> IO[str]:
         self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -194,7 +211,7 @@ class Supervisor:
         )
         for plugin in self.config.plugins.values():
             env |= plugin.cls.worker_env(plugin.settings)
-        ctx = FleetContext(
+        ctx = self._fleet_ctx = FleetContext(
             reaper=self.reaper,
             guardian=self.guardian,
             fork_server=self.fork_server,
@@ -205,14 +222,25 @@ class Supervisor:
             changed=self.mark_dirty,
             logs=self.logs,
         )
-        for name, spec in self.config.bots.items():
+        for name, spec in self.config.bots.items():  # in start order: dependencies first
             bot = self.bots[name] = Bot(spec, ctx, self.pins.get(name))
+            bot.dependencies = [self.bots[d] for d in spec.depends_on]
             if spec.scale is not None:
                 self.autoscalers[name] = Autoscaler(bot, spec.scale, self.events)
 
     def _bots_starting(self) -> list[str]:
-        """The bots still coming up; when none is, the fleet is up (systemd's READY=1)."""
-        return [b.name for b in self.bots.values() if b.state() is BotState.STARTING]
+        """The bots still coming up; when none is, the fleet is up (systemd's READY=1).
+
+        A bot waiting for others is coming up unless one of those will not (failed, stopped).
+        """
+
+        def coming_up(bot: Bot) -> bool:
+            state = bot.state()
+            if state is BotState.WAITING:
+                return all(d.state() is BotState.RUNNING or coming_up(d) for d in bot.dependencies)
+            return state is BotState.STARTING
+
+        return [b.name for b in self.bots.values() if coming_up(b)]
 
     def _start_plugins(self, tg: anyio.abc.TaskGroup, channel: Channel) -> None:
         for spec in self.config.plugins.values():
@@ -222,9 +250,10 @@ class Supervisor:
             for kind, check in spec.cls.message_kinds.items():
                 protocol.register_kind(kind, check)
                 channel.plugin_handlers[kind] = partial(self.plugin_host.on_message, runner)
-            tg.start_soon(runner.run)
+            self._start_scoped(f"plugin:{spec.name}", runner.run)
         if self.plugin_host.runners:
             self.events.listen(self._to_plugins)
+            self._plugins_listening = True
 
     def _to_plugins(self, event: str, fields: dict[str, Any]) -> None:
         for runner in self.plugin_host.runners:
@@ -241,21 +270,48 @@ class Supervisor:
             if lag_s > _LAG_WARN_S:
                 log.warning("loop_stalled", lag_s=round(lag_s, 3))
 
+    async def _guard_memory(self) -> None:
+        """Restart workers above their bot's max_memory_mb. With the monitor on, its samples
+        are used (at its interval); else a read of /proc/PID/stat per worker every 2 s."""
+        from supervisor.plugins.monitor import Monitor  # noqa: PLC0415
+
+        while True:
+            monitors = [r.plugin for r in self.plugin_host.runners if isinstance(r.plugin, Monitor)]
+            monitor = monitors[0] if monitors else None
+            await anyio.sleep(monitor.config.interval_s if monitor else _MEMORY_CHECK_S)
+            for bot in list(self.bots.values()):
+                limit = bot.spec.max_memory_mb
+                if limit <= 0 or bot.halted:
+                    continue
+                for slot in list(bot.slots.values()):
+                    child = slot.child
+                    if child is None or not slot.alive or slot.stopping or slot.held:
+                        continue
+                    rss_mb = monitor.rss_mb(child.pid) if monitor else None
+                    if rss_mb is None:
+                        rss_mb = child.rss_bytes() / 2**20
+                    if rss_mb > limit:
+                        self.events.emit(
+                            "worker_over_memory", "warning", bot=bot.name, worker=slot.index,
+                            pid=child.pid, rss_mb=round(rss_mb, 1), max_memory_mb=limit,
+                        )  # fmt: skip
+                        slot.held = True  # one restart at a time per worker
+                        self._tg.start_soon(bot.restart, slot.index)
+
     async def _watchdog(self) -> None:
         """Heartbeat and ready-timeout checks of SDK workers, four per shortest timeout.
 
         Readiness by delay needs no tick: each spawn sets a one-shot timer.
         """
-        timeouts = [
-            t
-            for b in self.config.bots.values()
-            for t in (b.heartbeat_timeout_s, b.ready_timeout_s)
-            if t > 0
-        ]
         low, high = _WATCHDOG_TICK_S
-        tick_s = max(low, min([high, *(t / 4 for t in timeouts)]))
         while True:
-            await anyio.sleep(tick_s)
+            timeouts = [  # again each time: a reload may bring shorter ones
+                t
+                for b in self.config.bots.values()
+                for t in (b.heartbeat_timeout_s, b.ready_timeout_s)
+                if t > 0
+            ]
+            await anyio.sleep(max(low, min([high, *(t / 4 for t in timeouts)])))
             now = time.monotonic()
             for bot in self.bots.values():
                 bot.check_health(now)
@@ -335,7 +391,124 @@ class Supervisor:
         self.events.emit("signal_forwarded", signal=signal.Signals(sig).name, workers=len(children))
 
     def _on_hangup(self) -> None:
-        log.warning("reload_unsupported", hint="restart the supervisor to apply a new config")
+        self._tg.start_soon(self._reload_on_signal)
+
+    async def _reload_on_signal(self) -> None:
+        with contextlib.suppress(CommandError):  # reload_failed is logged already
+            await self.reload()
+
+    # ------------------------------------------------------------ reload
+
+    def _start_scoped(self, key: str, run: Callable[[], Awaitable[None]]) -> None:
+        """A long-lived task that a reload may cancel on its own (a bot, a plugin, ...)."""
+        scope = self._scopes[key] = anyio.CancelScope()
+
+        async def scoped() -> None:
+            with scope:
+                await run()
+
+        self._tg.start_soon(scoped, name=key)
+
+    def _cancel_scoped(self, key: str) -> None:
+        scope = self._scopes.pop(key, None)
+        if scope is not None:
+            scope.cancel()
+
+    async def reload(self) -> dict[str, Any]:
+        """Reload, with systemd told: RELOADING=1, then READY=1 (also when the file is bad)."""
+        self.notifier.send(*sdnotify.reloading())
+        try:
+            return await self._reload()
+        finally:
+            self.notifier.send("READY=1")
+
+    async def _reload(self) -> dict[str, Any]:
+        """Read the config file again and apply the difference (see reload.py).
+
+        A bad file changes nothing: CommandError with every problem. Bots are added, updated
+        and removed before this returns; rolling restarts go on in the background (their
+        events tell when each is done).
+        """
+        from supervisor import reload  # noqa: PLC0415
+
+        try:
+            new = config_module.load(self.config.path)
+        except ConfigError as e:
+            self.events.emit("reload_failed", "error", problems=e.problems)
+            raise CommandError("bad_config", "\n".join(e.problems)) from None
+        async with self._reload_lock:
+            plan = reload.plan(self.config, new)
+            if plan.needs_restart:
+                log.warning("reload_needs_restart", keys=list(plan.needs_restart))
+            old_bots = self.bots
+            self.config = new
+            for name in plan.removed:
+                await self._remove_bot(old_bots[name])
+            self.bots = {}
+            for name, spec in new.bots.items():  # in the new start order
+                bot = old_bots.get(name)
+                if bot is None:
+                    bot = Bot(spec, self._fleet_ctx, self.pins.get(name))
+                    self.bots[name] = bot
+                    self._start_scoped(f"bot:{name}", bot.run)
+                    if spec.scale is not None:
+                        scaler = self.autoscalers[name] = Autoscaler(bot, spec.scale, self.events)
+                        self._start_scoped(f"autoscaler:{name}", scaler.run)
+                else:
+                    self.bots[name] = bot
+                    if spec != bot.spec:
+                        self._update_autoscaler(bot, spec)
+                        bot.update_spec(spec)
+            for bot in self.bots.values():
+                bot.dependencies = [self.bots[d] for d in bot.spec.depends_on]
+            if new.uses_fork_server and self.fork_server.pid is None:
+                self.fork_server.start(None)
+            self._reload_plugins(plan)
+            for name in plan.restarted:
+                self._tg.start_soon(self.bots[name].roll)
+        self.events.emit("config_reloaded", "info", **plan.as_dict())
+        return plan.as_dict()
+
+    async def _remove_bot(self, bot: Bot) -> None:
+        self._cancel_scoped(f"autoscaler:{bot.name}")
+        self.autoscalers.pop(bot.name, None)
+        await bot.stop()
+        self._cancel_scoped(f"bot:{bot.name}")
+        self.pins.pop(bot.name, None)
+        self.mark_dirty()
+        self.events.emit("bot_removed", bot=bot.name)
+
+    def _update_autoscaler(self, bot: Bot, spec: BotConfig) -> None:
+        if spec.scale == bot.spec.scale:
+            return
+        self._cancel_scoped(f"autoscaler:{bot.name}")
+        self.autoscalers.pop(bot.name, None)
+        if spec.scale is not None:
+            autoscaler = self.autoscalers[bot.name] = Autoscaler(bot, spec.scale, self.events)
+            self._start_scoped(f"autoscaler:{bot.name}", autoscaler.run)
+
+    def _reload_plugins(self, plan: Any) -> None:
+        for name in (*plan.plugins_stopped, *plan.plugins_restarted):
+            self._cancel_scoped(f"plugin:{name}")
+            for runner in [r for r in self.plugin_host.runners if r.name == name]:
+                self.plugin_host.runners.remove(runner)
+                if self.channel is not None:  # its message kinds go nowhere now
+                    for kind in runner.plugin.message_kinds:
+                        self.channel.plugin_handlers.pop(kind, None)
+        for name in (*plan.plugins_restarted, *plan.plugins_started):
+            spec = self.config.plugins[name]
+            runner = PluginRunner(spec.cls(spec.settings), self.plugin_host)
+            self.plugin_host.runners.append(runner)
+            if self.channel is not None:
+                for kind, check in spec.cls.message_kinds.items():
+                    protocol.register_kind(kind, check)
+                    self.channel.plugin_handlers[kind] = partial(
+                        self.plugin_host.on_message, runner
+                    )
+            self._start_scoped(f"plugin:{name}", runner.run)
+        if self.plugin_host.runners and not self._plugins_listening:
+            self.events.listen(self._to_plugins)
+            self._plugins_listening = True
 
     # ------------------------------------------------------------ control socket
 

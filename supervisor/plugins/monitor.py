@@ -158,6 +158,11 @@ class Monitor(Plugin):
                 self.sample_ms = (time.perf_counter() - started) * 1000
                 await anyio.sleep(self.config.interval_s)
 
+    def rss_mb(self, pid: int) -> float | None:
+        """The newest RSS sample of a process (None if not sampled yet)."""
+        series = self.series.get(pid)
+        return series.latest("rss_mb") if series is not None else None
+
     # ------------------------------------------------------------ sampling
 
     def sample(self, host: Host, now: float, tg: anyio.abc.TaskGroup | None = None) -> None:

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import time
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def main() -> int:
@@ -19,6 +26,12 @@ def main() -> int:
         "path0": sys.path[0],
         "env": {k: v for k, v in os.environ.items() if k.startswith(("SUPERVISOR_", "PROBE_"))},
         "stdin": sys.stdin.read(),
+        "rlimits": {
+            name: resource.getrlimit(getattr(resource, f"RLIMIT_{name.upper()}"))
+            for name in ("nofile", "as", "core")
+        },
+        "umask": _umask(),
+        "uid": os.getuid(),
     }
     out = os.environ["PROBE_DIR"]
     with open(f"{out}/{os.environ['SUPERVISOR_BOT']}.{slot}.json.tmp", "w") as f:

@@ -130,6 +130,7 @@ def test_dashboard_in_a_real_browser(sup: Supervisor, tmp_path: Path) -> None:
             page.wait_for_selector('tr.bot[data-bot="echo"]', timeout=10_000)
             assert page.locator('tr.bot[data-bot="echo"] .desired').inner_text() == "2"
             assert page.locator('tr.worker[data-worker="echo:1"]').count() == 1
+            assert page.locator('li[data-plugin="monitor"] .state').inner_text() == "running"
             assert sup.cli("scale", "echo", "3").returncode == 0
             page.wait_for_selector('tr.worker[data-worker="echo:2"]', timeout=10_000)
             page.wait_for_function(

@@ -4,6 +4,7 @@ read from a real unix datagram socket given to a real `supervisor run` as NOTIFY
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 from collections.abc import Iterator
@@ -57,18 +58,24 @@ stop_timeout_s = "5s"
 [bots.plain]
 command = ["sleep", "1000"]
 ready_after_s = 0
+
+[bots.after]
+command = ["sleep", "1000"]
+ready_after_s = 0
+depends_on = ["gated"]
 """
 
 
 def test_ready_waits_for_the_fleet_then_watchdog_pings_and_stopping(
     sup: Supervisor, notify_path: NotifySocket
 ) -> None:
-    """STATUS names the bot still starting and READY=1 waits for it; WATCHDOG=1 comes at
-    half of WATCHDOG_USEC; STOPPING=1 comes at shutdown; workers inherit none of it."""
+    """STATUS names the bots still starting (also one waiting for it) and READY=1 waits for
+    them; WATCHDOG=1 comes at half of WATCHDOG_USEC; a reload is RELOADING=1 then READY=1;
+    STOPPING=1 comes at shutdown; workers inherit none of it."""
     gate = sup.dir / "gate"
     sup.configure(gated_bot(gate))
     sup.start(env={"NOTIFY_SOCKET": str(sup.dir / "notify"), "WATCHDOG_USEC": "200000"})
-    wait_until(lambda: notify_path.has("STATUS=starting: gated"), what="a starting status")
+    wait_until(lambda: notify_path.has("STATUS=starting: gated, after"), what="a starting status")
     wait_until(lambda: sup.bot("plain")["state"] == "running", what="plain to run")
     assert sup.bot("gated")["state"] == "starting"
     wait_until(lambda: notify_path.count("WATCHDOG=1") >= 3, what="three watchdog pings")
@@ -77,9 +84,18 @@ def test_ready_waits_for_the_fleet_then_watchdog_pings_and_stopping(
     gate.touch()
     wait_until(lambda: notify_path.has("READY=1\nSTATUS=running"), what="READY=1")
     assert sup.bot("gated")["state"] == "running"
+    assert sup.bot("after")["state"] == "running"
     assert notify_path.count("READY=1\nSTATUS=running") == 1
     pings = notify_path.count("WATCHDOG=1")
     wait_until(lambda: notify_path.count("WATCHDOG=1") > pings, what="pings after READY")
+
+    sup.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+    reloading = wait_until(
+        lambda: [m for m in notify_path.received() if m.startswith("RELOADING=1\nMONOTONIC_USEC=")],
+        what="RELOADING=1",
+    )
+    at = notify_path.received().index(reloading[0])
+    wait_until(lambda: "READY=1" in notify_path.received()[at:], what="READY=1 after the reload")
 
     sup.request("shutdown")
     assert sup.wait_exit() == 0
