@@ -95,6 +95,8 @@ class Bot:
         self._limits = health.Limits(
             spec.ready_after_s, spec.ready_timeout_s, spec.heartbeat_timeout_s
         )
+        if self._ctx.logs is not None:
+            self._ctx.logs.configure(spec.name, spec.logs)
         self.poke()
 
     # ------------------------------------------------------------ counts and states

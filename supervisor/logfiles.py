@@ -76,6 +76,12 @@ class LogWriter:
         wlog.settings = settings  # a reload may have changed them; the writer reads them anew
         return wlog
 
+    def configure(self, bot: str, settings: LogSettings) -> None:
+        """New settings for a bot's files (a reload): the writer uses them from its next write."""
+        for (name, _), wlog in self.logs.items():
+            if name == bot:
+                wlog.settings = settings
+
     async def drain(self, timeout_s: float) -> bool:
         """Wait until every pipe has been read to its end and every line is written."""
         with anyio.move_on_after(timeout_s):

@@ -213,3 +213,23 @@ def test_a_log_that_cannot_be_written_is_counted_and_harms_nothing(sup: Supervis
     assert len(sup.events("log_write_failed")) == 1
     said = [e["line"] for e in sup.events("worker_output") if e["bot"] == "blocked"]
     assert "line 0 " + "x" * 20 in said
+
+
+def test_a_reload_applies_new_log_settings_without_restarting_workers(sup: Supervisor) -> None:
+    """`supervisor reload` with a smaller log_max_bytes: the bot's files start rotating at the
+    new size while its workers keep their pids (log keys are live settings)."""
+    ticker = bot("ticker", 'EVERY_S = "0.002"', workers=2)
+    sup.configure(ticker)
+    sup.start()
+    before = sup.wait_running("ticker", 2)
+    directory = sup.run_dir / "logs" / "ticker"
+    wait_until((directory / "1.log").exists, what="the second worker's file")
+    assert len(segment_files(directory, 0)) == 1
+
+    sup.configure(ticker + 'log_max_bytes = "2KiB"\n')
+    out = sup.cli("reload")
+    assert out.returncode == 0, out.stderr
+    for slot in (0, 1):
+        wait_until(lambda slot=slot: len(segment_files(directory, slot)) >= 3, what="rotation")
+    assert sup.pids("ticker") == before
+    assert all(p.stat().st_size <= 2048 for p in segment_files(directory, 0)[1:-1])
