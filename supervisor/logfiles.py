@@ -55,6 +55,7 @@ class LogWriter:
         self.failed_writes = 0
         self._wake = threading.Event()
         self._wake_soon = False
+        self._retired: deque[WorkerLog] = deque()  # to be flushed and closed by the writer
         self._closing = False
         self._chores: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
@@ -81,6 +82,23 @@ class LogWriter:
         for (name, _), wlog in self.logs.items():
             if name == bot:
                 wlog.settings = settings
+
+    async def retire(self, bot: str, timeout_s: float) -> None:
+        """A bot is gone (a reload removed it): once its output is written, close its files.
+
+        The writer thread closes them itself, so no descriptor is closed under its feet.
+        """
+        mine = [(key, wlog) for key, wlog in self.logs.items() if key[0] == bot]
+        with anyio.move_on_after(timeout_s):
+            while any(wlog.busy for _, wlog in mine):
+                self._wake.set()
+                await anyio.sleep(_DRAIN_POLL_S)
+        for key, wlog in mine:
+            for reader in list(wlog.readers):  # held open past the timeout (a stray child)
+                reader.close()
+            del self.logs[key]
+            self._retired.append(wlog)
+        self._wake.set()
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait until every pipe has been read to its end and every line is written."""
@@ -133,6 +151,13 @@ class LogWriter:
                     wlog.flush()
                 except Exception:  # a bug here must not leave every worker's pipe paused
                     log.exception("log_writer_failed", bot=wlog.bot, worker=wlog.slot)
+            while self._retired:
+                retired = self._retired.popleft()
+                try:
+                    retired.flush()
+                except Exception:
+                    log.exception("log_writer_failed", bot=retired.bot, worker=retired.slot)
+                retired.close()
             if self._closing and not any(w.queued for w in list(self.logs.values())):
                 return
 

@@ -473,6 +473,7 @@ class Supervisor:
         self._cancel_scoped(f"autoscaler:{bot.name}")
         self.autoscalers.pop(bot.name, None)
         await bot.stop()
+        await self.logs.retire(bot.name, _LOG_DRAIN_S)  # its files are closed
         self._cancel_scoped(f"bot:{bot.name}")
         self.pins.pop(bot.name, None)
         self.mark_dirty()

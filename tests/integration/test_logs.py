@@ -3,8 +3,10 @@ nothing, retention and compression, and `supervisor logs` (-n, --worker, -f acro
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import os
 import re
 import subprocess
 import sys
@@ -233,3 +235,31 @@ def test_a_reload_applies_new_log_settings_without_restarting_workers(sup: Super
         wait_until(lambda slot=slot: len(segment_files(directory, slot)) >= 3, what="rotation")
     assert sup.pids("ticker") == before
     assert all(p.stat().st_size <= 2048 for p in segment_files(directory, 0)[1:-1])
+
+
+def test_a_bot_removed_by_reload_has_its_log_files_closed(sup: Supervisor) -> None:
+    """After a reload removes a bot, the supervisor holds none of its log files open (and its
+    last lines are in them); the bot that stays keeps writing."""
+    stays = bot("stays", 'EVERY_S = "0.01"')
+    sup.configure(stays + bot("goes", 'EVERY_S = "0.01"', workers=2))
+    sup.start()
+    sup.wait_running("goes", 2)
+    logs = sup.run_dir / "logs"
+
+    def open_files(name: str) -> list[str]:
+        found = []
+        for fd in Path(f"/proc/{sup.pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith(f"{logs / name}/"):
+                    found.append(target)
+        return found
+
+    wait_until(lambda: len(open_files("goes")) == 2, what="goes' two files open")
+    sup.configure(stays)
+    out = sup.cli("reload")
+    assert out.returncode == 0, out.stderr
+    wait_until(lambda: not open_files("goes"), what="goes' files closed")
+    assert len(open_files("stays")) == 1
+    before = len(file_lines(logs / "stays" / "0.log"))
+    wait_until(lambda: len(file_lines(logs / "stays" / "0.log")) > before, what="stays writing")
