@@ -69,6 +69,7 @@ async def flood_through_a_stalled_writer(
 
 
 def test_a_stalled_disk_pauses_the_pipe_not_the_loop_and_loses_nothing(tmp_path: Path) -> None:
+    """A writer stuck on its file pauses the pipe at the high-water mark; every line arrives."""
     delivered, on_disk, seen = anyio.run(flood_through_a_stalled_writer, tmp_path / "logs")
     assert seen["ticks"] > 0
     # Paused once past the high-water mark, at most one pipe read (16 KiB of lines) later.

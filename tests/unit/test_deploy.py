@@ -24,6 +24,7 @@ def configmap_toml() -> str:
 
 
 def test_the_container_config_is_valid_and_the_configmap_is_the_same_file() -> None:
+    """The container's config loads, and the ConfigMap carries it unchanged."""
     cfg = config.load(DEPLOY / "container" / "supervisor.toml")
     assert str(cfg.supervisor.run_dir) == "/var/lib/supervisor/run"
     assert cfg.plugins["monitor"].settings.listen == "0.0.0.0:9321"
@@ -31,6 +32,7 @@ def test_the_container_config_is_valid_and_the_configmap_is_the_same_file() -> N
 
 
 def test_probes_use_the_monitors_health_endpoints_on_its_port() -> None:
+    """Liveness on /healthz, readiness on /readyz, on the monitor's port; grace > shutdown."""
     manifest = (DEPLOY / "kubernetes" / "supervisor.yaml").read_text()
     probes = dict(re.findall(r"(\w+Probe):\n\s+httpGet: \{path: (/\w+), port: monitor\}", manifest))
     assert probes == {
@@ -46,6 +48,7 @@ def test_probes_use_the_monitors_health_endpoints_on_its_port() -> None:
 
 
 def test_the_systemd_unit_is_type_notify_with_a_watchdog_and_mixed_kill() -> None:
+    """The unit asks for what the supervisor gives: notify, a watchdog, an ordered stop."""
     unit = (DEPLOY / "systemd" / "supervisor.service").read_text()
     settings = dict(re.findall(r"^(\w+)=(.*)$", unit, re.MULTILINE))
     assert settings["Type"] == "notify"

@@ -44,11 +44,13 @@ log_files = false
 
 
 def test_a_bot_without_log_keys_gets_the_documented_defaults(tmp_path: Path) -> None:
+    """Files on, text, 10 MiB, 3 backups, no gzip: what the README promises."""
     cfg = load(tmp_path, '[bots.a]\ncommand = ["sleep", "1"]\n')
     assert cfg.bots["a"].logs == LogSettings(True, FileFormat.TEXT, 10 << 20, 3, False)
 
 
 def test_bad_log_keys_are_reported_by_key_path(tmp_path: Path) -> None:
+    """Every bad log key is one line naming its path, [supervisor] and bots alike."""
     with pytest.raises(ConfigError) as e:
         load(
             tmp_path,
@@ -85,11 +87,13 @@ log_max_bytes = "100B"
      ("10mb", 10_000_000), ("1GB", 10**9), ("1.5k", 1500), ("2 MiB", 2 << 20)],
 )  # fmt: skip
 def test_sizes(given: object, size: int) -> None:
+    """Sizes are bytes, or a number with k/M/G (1000s) or Ki/Mi/Gi (1024s), B optional."""
     assert byte_size(given) == size
 
 
 @pytest.mark.parametrize("given", [-1, True, "", "10 parsecs", "MiB", 1.5])
 def test_bad_sizes(given: object) -> None:
+    """Negative, boolean, fractional-byte and unit-less strings are refused."""
     with pytest.raises(BadValue, match="expected a size"):
         byte_size(given)
 
@@ -129,6 +133,7 @@ def test_segments_are_listed_in_order_per_slot_once_each() -> None:
     ],
 )
 def test_lines_of_either_format_parse(raw: bytes, line: tuple[str, str, int, str]) -> None:
+    """Text and JSON lines read back to the same fields; strangers are kept whole."""
     got = logread.parse(raw, 3)
     assert (got.ts, got.stream, got.pid, got.text) == line
     assert got.slot == 3

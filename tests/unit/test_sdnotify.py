@@ -14,6 +14,7 @@ from supervisor.sdnotify import Notifier, socket_address, watchdog_interval_s
      ("vsock:2:1234", None), ("relative/path", None)],
 )  # fmt: skip
 def test_socket_addresses(value: str, address: str | None) -> None:
+    """A path is a path, @name is abstract; anything else is not spoken."""
     assert socket_address(value) == address
 
 
@@ -25,10 +26,12 @@ def test_socket_addresses(value: str, address: str | None) -> None:
 def test_watchdog_pings_at_half_the_interval_and_only_for_our_pid(
     usec: str | None, pid: str | None, interval_s: float | None
 ) -> None:
+    """Pings every half WATCHDOG_USEC, and none when WATCHDOG_PID names another process."""
     assert watchdog_interval_s(usec, pid, 42) == interval_s
 
 
 def test_the_variables_leave_the_environment_workers_copy() -> None:
+    """NOTIFY_SOCKET and WATCHDOG_* are taken out, so workers never see them."""
     env = {"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1", "HOME": "/"}
     notifier = Notifier.from_environ(env)
     try:
@@ -40,6 +43,7 @@ def test_the_variables_leave_the_environment_workers_copy() -> None:
 
 
 def test_without_systemd_nothing_is_sent() -> None:
+    """No NOTIFY_SOCKET: every send is a no-op that says so."""
     notifier = Notifier.from_environ({"HOME": "/"})
     assert not notifier.enabled
     assert notifier.send("READY=1") is False
