@@ -133,6 +133,11 @@ def _check(args: argparse.Namespace) -> int:
             f"  {bot.name:<16} workers={bot.workers} restart={bot.restart} "
             f"stop={bot.stop_signal.name}/{bot.stop_timeout_s:g}s  {' '.join(bot.argv)}"
         )
+    for plugin in cfg.plugins.values():
+        lines = plugin.cls.describe(plugin.settings)
+        print(f"  plugin {plugin.name}" + (f": {lines[0]}" if lines else ""))
+        for line in lines[1:]:
+            print(f"    {line}")
     return ExitCode.OK
 
 

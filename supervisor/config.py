@@ -47,6 +47,7 @@ from supervisor.procsettings import ProcessSettings
 from supervisor.scaleconf import parse_scale
 from supervisor.scaling import Policy
 
+ENVIRONMENTS = ("dev", "staging", "prod", "high-performance")
 _BOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -162,6 +163,7 @@ class SupervisorSettings:
     log_level: str = "info"
     log_format: LogFormat = LogFormat.AUTO
     shutdown_timeout_s: float = 30.0
+    environment: str = ""  # "dev", "staging", "prod", "high-performance"; plugins may inherit it
     logs: LogSettings = field(default_factory=LogSettings)  # defaults of the bots' log_* keys
 
 
@@ -214,6 +216,7 @@ def _parse(raw: dict[str, Any], path: Path, problems: list[str]) -> Config | Non
         log_level=sup.take("log_level", choice("debug", "info", "warning", "error"), "info"),
         log_format=sup.take("log_format", enum_choice(LogFormat), LogFormat.AUTO),
         shutdown_timeout_s=sup.take("shutdown_timeout_s", duration, 30.0),
+        environment=sup.take("environment", choice(*ENVIRONMENTS), ""),
         logs=take_log_settings(sup, LogSettings()),
     )
     sup.finish()
@@ -225,7 +228,7 @@ def _parse(raw: dict[str, Any], path: Path, problems: list[str]) -> Config | Non
         if bot is not None:
             bots[name] = bot
     bots = _in_start_order(bots, problems)
-    plugins = _parse_plugins(top.sub("plugins"))
+    plugins = _parse_plugins(top.sub("plugins"), {"environment": settings.environment})
     top.finish()
     if problems:
         return None
@@ -237,8 +240,12 @@ def _parse(raw: dict[str, Any], path: Path, problems: list[str]) -> Config | Non
     )
 
 
-def _parse_plugins(table: Table) -> dict[str, PluginConfig]:
-    """Each `[plugins.NAME]`: find the plugin, let it read its own table."""
+def _parse_plugins(table: Table, inherited: dict[str, str]) -> dict[str, PluginConfig]:
+    """Each `[plugins.NAME]`: find the plugin, let it read its own table.
+
+    A plugin that lists a `[supervisor]` key in `inherits` sees it in its own
+    table unless it sets that key itself.
+    """
     from supervisor import plugins  # noqa: PLC0415  (only configs with plugins pay for it)
 
     found: dict[str, PluginConfig] = {}
@@ -252,6 +259,9 @@ def _parse_plugins(table: Table) -> dict[str, PluginConfig]:
         except LookupError as e:
             table.problems.append(f"plugins.{name}: {e}")
             continue
+        for key in cls.inherits:
+            if inherited.get(key) and isinstance(sub.raw, dict):
+                sub.raw.setdefault(key, inherited[key])
         try:
             settings = cls.configure(sub)
         except Exception as e:  # a third-party plugin's bug is a config error, not a crash

@@ -45,12 +45,18 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from supervisor import __version__, protocol
 from supervisor.cache import AsyncCache, SyncCache
 from supervisor.errors import ProtocolError
 from supervisor.transport import AsyncDealer, SyncDealer
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+    from supervisor.dbpool import PoolClient
+    from supervisor.dbpool_sync import SyncBudgetPool, SyncPoolClient
 
 BATCH_MESSAGES = 256
 BATCH_BYTES = 256 << 10
@@ -172,6 +178,7 @@ class _Link:
         self._last_ack = time.monotonic()
         self._bye_seq = -1
         self._bye_acked = False
+        self._db_config: Callable[[dict[str, Any]], None] | None = None  # db_pool(): dbpool*.py
         self._collectors: list[Callable[[], list[list[Any]]]] = []
         self._cache: Any = None
         self._outbox.add([protocol.HELLO, settings.bot, settings.slot, os.getpid(), __version__])
@@ -239,6 +246,20 @@ class _Link:
         """A plugin message (kinds 32-63), shed like a metric if the supervisor is behind."""
         self._outbox.add_metric(message, 64)
         self._maybe_flush()
+
+    def send_plugin_message(self, message: list[Any]) -> None:
+        """A plugin message (kinds 32-63) that must arrive, sent now, in a batch of its own.
+
+        Alone, because a supervisor without that plugin drops the whole batch that
+        carries it (an unknown kind), and it must not take other messages with it.
+        """
+        if self.flush() and self._dealer_send(
+            protocol.encode_batch(self.settings.token, [message])
+        ):
+            self.sent_batches += 1
+            return
+        self._outbox.add(message, 64)  # the supervisor is behind: in order, with the rest
+        self.flush()
 
     # ------------------------------------------------------------ shared machinery
 
@@ -309,6 +330,8 @@ class _Link:
             return
         if kind == protocol.CONFIG:
             self.config.update(message[1])
+            if self._db_config is not None:
+                self._db_config(message[1])
             control = Control("config", dict(message[1]))
         elif kind == protocol.DRAIN:
             self.draining = True
@@ -339,6 +362,7 @@ class AsyncWorker(_Link):
         self._tasks: list[asyncio.Task[None]] = []
         self._flush_timer: asyncio.TimerHandle | None = None
         self._bye_done = asyncio.Event()
+        self._db: PoolClient | None = None
 
     @property
     def cache(self) -> AsyncCache:
@@ -372,8 +396,27 @@ class AsyncWorker(_Link):
         finally:
             self._iterating -= 1
 
+    async def db_pool(
+        self, conninfo: str | None = None, wait_s: float | None = None, **kwargs: Any
+    ) -> AsyncConnectionPool[Any]:
+        """A psycopg_pool pool held to this worker's share of the fleet's PostgreSQL budget.
+
+        Waits until the db_tuning plugin grants connections (with wait_s, at most that
+        long, then TimeoutError; call again to wait on); resized live after that.
+        conninfo defaults to the plugin's dsn; kwargs go to the pool (e.g. timeout=5).
+        """
+        from supervisor import dbpool  # noqa: PLC0415  (bots without a database skip psycopg)
+
+        if self._db is None:
+            self._db = dbpool.PoolClient(self, conninfo, kwargs)
+            self._db_config = self._db.on_config
+        async with asyncio.timeout(wait_s):
+            return await self._db.wait_granted()
+
     async def aclose(self) -> None:
         """Send the last batch, wait (bounded) for its acknowledgement, close."""
+        if self._db is not None:
+            await self._db.close()
         if self._flush_timer is not None:
             self._flush_timer.cancel()
         self._bye()
@@ -441,6 +484,7 @@ class SyncWorker(_Link):
         super().__init__(settings)
         self._dealer = SyncDealer(settings.address)
         self._next_beat = 0.0
+        self._db: SyncPoolClient | None = None
         self.flush()
 
     @property
@@ -464,6 +508,8 @@ class SyncWorker(_Link):
         """Call in the bot's loop: heartbeats (at most one per interval), flushes, commands,
         and the cache warms the supervisor asked for (for a few ms at most)."""
         self.poll_control()
+        if self._db is not None:
+            self._db.tick()
         if self._cache is not None:
             self._cache.serve_warms()
         now = time.monotonic()
@@ -481,8 +527,30 @@ class SyncWorker(_Link):
         while (frame := self._dealer.recv_nowait()) is not None:
             self._receive(frame)
 
+    def db_pool(
+        self, conninfo: str | None = None, wait_s: float | None = None, **kwargs: Any
+    ) -> SyncBudgetPool:
+        """The sync db_pool(): blocks, beating, until the first grant (see dbpool_sync.py).
+
+        With wait_s, raises TimeoutError after that long without one (call it again to
+        wait on), so that a bot can look at its own stop flag meanwhile.
+        """
+        from supervisor.dbpool_sync import SyncPoolClient  # noqa: PLC0415
+
+        if self._db is None:
+            self._db = SyncPoolClient(self, conninfo, kwargs)
+            self._db_config = self._db.on_config
+        return self._db.wait_granted(wait_s)
+
+    def wait_commands(self, timeout_s: float) -> None:
+        """Wait up to timeout_s for the supervisor's commands, and handle them."""
+        if self._dealer.poll(timeout_s):
+            self.poll_control()
+
     def close(self) -> None:
         """Send the last batch, wait (bounded) for its acknowledgement, close."""
+        if self._db is not None:
+            self._db.close()
         self._bye()
         deadline = time.monotonic() + _BYE_WAIT_S
         while not self._bye_acked and (remaining := deadline - time.monotonic()) > 0:
@@ -534,6 +602,14 @@ class NullWorker:
     def flush(self) -> bool:
         return True
 
+    async def db_pool(
+        self, conninfo: str | None = None, wait_s: float | None = None, **kwargs: Any
+    ) -> AsyncConnectionPool[Any]:
+        """Standalone: a plain, small pool (libpq's PG* variables apply), opened now."""
+        from supervisor import dbpool  # noqa: PLC0415
+
+        return await dbpool.standalone_pool(conninfo, kwargs)
+
     async def control(self) -> AsyncIterator[Control]:
         await asyncio.Event().wait()  # no supervisor, no commands
         yield Control("stop", {})  # pragma: no cover
@@ -549,6 +625,21 @@ class NullWorker:
     def __exit__(self, *exc: object) -> None: ...
 
 
+class NullSyncWorker(NullWorker):
+    """The sync SDK outside a supervisor."""
+
+    def __init__(self) -> None:
+        super().__init__(sync=True)
+
+    def db_pool(  # type: ignore[override]  # the sync SDK's db_pool() is sync
+        self, conninfo: str | None = None, wait_s: float | None = None, **kwargs: Any
+    ) -> ConnectionPool[Any]:
+        """Standalone: a plain, small pool (libpq's PG* variables apply), opened now."""
+        from supervisor import dbpool_sync  # noqa: PLC0415
+
+        return dbpool_sync.standalone_pool(conninfo, kwargs)
+
+
 class Worker:
     """Entry points; see the module docstring."""
 
@@ -559,7 +650,7 @@ class Worker:
         return NullWorker() if settings is None else AsyncWorker(settings)
 
     @staticmethod
-    def connect_sync() -> SyncWorker | NullWorker:
+    def connect_sync() -> SyncWorker | NullSyncWorker:
         """For sync bots: `with Worker.connect_sync() as w: ... w.beat() ...`."""
         settings = Settings.from_env()
-        return NullWorker(sync=True) if settings is None else SyncWorker(settings)
+        return NullSyncWorker() if settings is None else SyncWorker(settings)

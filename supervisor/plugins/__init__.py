@@ -15,6 +15,7 @@ from supervisor.plugins.base import Plugin
 BUILT_IN = {
     "monitor": "supervisor.plugins.monitor:Monitor",
     "cache_warmer": "supervisor.plugins.cache_warmer:CacheWarmer",
+    "db_tuning": "supervisor.plugins.db_tuning:DbTuning",
 }
 GROUP = "supervisor.plugins"
 

@@ -87,6 +87,8 @@ class Plugin:
     subscribe: ClassVar[frozenset[str]] = frozenset()  # fleet events for on_event; "*": all
     # Worker message kinds (32-63) this plugin reads, with a check that raises ProtocolError.
     message_kinds: ClassVar[Mapping[int, Callable[[list[Any]], None]]] = {}
+    # `[supervisor]` keys (such as "environment") its table takes when it does not set them.
+    inherits: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -101,6 +103,11 @@ class Plugin:
     def worker_env(cls, config: Any) -> Mapping[str, str]:
         """Variables every worker gets (e.g. where a plugin's service is)."""
         return {}
+
+    @classmethod
+    def describe(cls, settings: Any) -> list[str]:
+        """Lines for `supervisor check`: the effective settings."""
+        return []
 
     async def run(self, host: Host) -> None:
         """The plugin's own task. Returning ends the plugin (it is not restarted)."""

@@ -76,7 +76,7 @@ bot = "w"
 def test_plugin_config_errors_name_their_key_path(sup: Supervisor) -> None:
     """An unknown plugin, an unknown key and a bad value in a plugin's table are config errors."""
     cases = {
-        "[plugins.nope]\n": "supervisor: plugins.nope: unknown plugin; known: cache_warmer, monitor",
+        "[plugins.nope]\n": "supervisor: plugins.nope: unknown plugin; known: cache_warmer, db_tuning, monitor",
         '[plugins.crashy]\nclass = "tests.plugins.sample:Crashy"\nfail_after = 1\n': (
             'supervisor: plugins.crashy.fail_after: unknown key; did you mean "fail_after_s"?'
         ),
