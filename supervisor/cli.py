@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 DEFAULT_CONFIG = "supervisor.toml"
 _QUICK_TIMEOUT_S = 10.0
 _WAIT_TIMEOUT_S = 3600.0  # stop/restart/shutdown: the supervisor bounds these itself
+_FOLLOW_INTERVAL_S = 0.1  # `logs -f` looks for new lines this often
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     p = command("top", "a live view of the fleet, refreshed every second")
     p.add_argument("--interval", type=float, default=1.0, metavar="SECONDS")
     p.set_defaults(func=_top)
+    p = command("logs", "print a bot's output from its log files, workers merged by time")
+    p.add_argument("bot")
+    p.add_argument("--worker", type=int, metavar="SLOT", help="only this worker slot")
+    p.add_argument("-n", "--lines", type=int, default=10, metavar="N", help="last N (default 10)")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    p.set_defaults(func=_logs)
     p = command("events", "print fleet events as they happen")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=_events)
@@ -233,6 +240,35 @@ def format_top(status: dict[str, Any]) -> str:
         f"restarts {sum(b['restarts'] for b in bots)}  cpu {cpu:.1f}%  rss {size(rss)}\n"
     )
     return header + "\n" + format_status(status)
+
+
+def _logs(args: argparse.Namespace) -> int:
+    import os
+
+    from supervisor import logread, rundir
+
+    path = _config_path(args)
+    directory = os.path.join(rundir.load_run_dir(path), "logs", args.bot)
+    if not os.path.isdir(directory):
+        bots = rundir.read_toml(path).get("bots", {})
+        if args.bot not in bots:
+            known = ", ".join(bots) or "none"
+            raise CommandError("unknown_bot", f"no bot named {args.bot!r} (bots: {known})")
+        if not args.follow:
+            raise CommandError(
+                "no_logs", f"no log files in {directory} (log_files off, or it has not run yet)"
+            )
+    if args.lines < 0:
+        raise CommandError("bad_count", f"-n must be 0 or more, got {args.lines}")
+    logs = logread.BotLogs(directory, args.worker)
+    try:
+        for line in logs.last(args.lines):
+            print(logread.format_line(args.bot, line))
+        if args.follow:
+            logread.follow(logs, args.bot, _FOLLOW_INTERVAL_S, sys.stdout)
+    except BrokenPipeError:  # `supervisor logs BOT | head`: quiet, also when Python exits
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return ExitCode.OK
 
 
 def _events(args: argparse.Namespace) -> int:

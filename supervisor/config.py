@@ -41,6 +41,7 @@ from supervisor.fields import (
     signal_name,
     string,
 )
+from supervisor.logconf import LogSettings, take_log_settings
 from supervisor.plugins.base import Plugin
 from supervisor.procsettings import ProcessSettings
 from supervisor.scaleconf import parse_scale
@@ -146,6 +147,7 @@ class BotConfig:
     depends_on: tuple[str, ...] = ()  # started once these are ready; stopped before them
     process: ProcessSettings = field(default_factory=ProcessSettings)  # user, umask, rlimits
     max_memory_mb: float = 0.0  # a worker above this RSS is restarted; 0: no limit
+    logs: LogSettings = field(default_factory=LogSettings)  # its output on disk (logconf.py)
 
     @property
     def heartbeat_interval_s(self) -> float:
@@ -162,6 +164,7 @@ class SupervisorSettings:
     log_format: LogFormat = LogFormat.AUTO
     shutdown_timeout_s: float = 30.0
     environment: str = ""  # "dev", "staging", "prod", "high-performance"; plugins may inherit it
+    logs: LogSettings = field(default_factory=LogSettings)  # defaults of the bots' log_* keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,13 +217,14 @@ def _parse(raw: dict[str, Any], path: Path, problems: list[str]) -> Config | Non
         log_format=sup.take("log_format", enum_choice(LogFormat), LogFormat.AUTO),
         shutdown_timeout_s=sup.take("shutdown_timeout_s", duration, 30.0),
         environment=sup.take("environment", choice(*ENVIRONMENTS), ""),
+        logs=take_log_settings(sup, LogSettings()),
     )
     sup.finish()
     bots_table = top.sub("bots")
     bots: dict[str, BotConfig] = {}
     for name, raw_bot in bots_table.raw.items():
         bots_table.used.add(name)
-        bot = _parse_bot(name, Table(raw_bot, f"bots.{name}", problems), base)
+        bot = _parse_bot(name, Table(raw_bot, f"bots.{name}", problems), base, settings.logs)
         if bot is not None:
             bots[name] = bot
     bots = _in_start_order(bots, problems)
@@ -281,7 +285,7 @@ def _take_run_dir(table: Table, base: Path) -> Path:
     return Path(run_dir)
 
 
-def _parse_bot(name: str, table: Table, base: Path) -> BotConfig | None:
+def _parse_bot(name: str, table: Table, base: Path, logs: LogSettings) -> BotConfig | None:
     start = len(table.problems)
     if not _BOT_NAME.match(name):
         table.problems.append(
@@ -336,6 +340,7 @@ def _parse_bot(name: str, table: Table, base: Path) -> BotConfig | None:
         depends_on=table.take("depends_on", _names, ()),
         process=_take_process(table),
         max_memory_mb=table.take("max_memory_mb", number(minimum=0.0), 0.0),
+        logs=take_log_settings(table, logs),
     )
     table.finish()
     return bot if len(table.problems) == start else None

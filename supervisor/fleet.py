@@ -26,6 +26,7 @@ from supervisor.channel import Channel, WorkerLink
 from supervisor.config import BotConfig, Readiness, SpawnMode
 from supervisor.events import Events
 from supervisor.helpers import ForkServer, Guardian
+from supervisor.logfiles import LogWriter
 from supervisor.output import LineReader
 from supervisor.process import Child, Reaper, end_group
 from supervisor.slots import BotState, Slot, WorkerState, bot_state, worker_state
@@ -50,6 +51,7 @@ class FleetContext:
     task_group: anyio.abc.TaskGroup
     base_env: dict[str, str]
     changed: Callable[[], None]  # the set of live process groups changed
+    logs: LogWriter | None = None  # worker output to files under run_dir/logs
 
 
 class Bot:
@@ -93,6 +95,8 @@ class Bot:
         self._limits = health.Limits(
             spec.ready_after_s, spec.ready_timeout_s, spec.heartbeat_timeout_s
         )
+        if self._ctx.logs is not None:
+            self._ctx.logs.configure(spec.name, spec.logs)
         self.poke()
 
     # ------------------------------------------------------------ counts and states
@@ -304,9 +308,14 @@ class Bot:
             slot.link = None
 
     def _read_output(self, slot: Slot, child: Child) -> None:
+        logs, settings = self._ctx.logs, self.spec.logs
+        sink = logs.open(self.name, slot.index, settings) if logs and settings.enabled else None
         for stream, fd in (("stdout", child.stdout_fd), ("stderr", child.stderr_fd)):
             emit = partial(self._output_line, slot.index, child.pid, stream)
-            LineReader(fd, emit, on_close=lambda: None)
+            if sink is None:
+                LineReader(fd, emit, on_close=lambda: None)
+            else:
+                sink.read(fd, child.pid, stream, emit)  # to its file, then emit
 
     def _output_line(self, worker: int, pid: int, stream: str, line: str) -> None:
         log.info("worker_output", bot=self.name, worker=worker, pid=pid, stream=stream, line=line)

@@ -27,6 +27,7 @@ class LineReader:
         self._on_line = on_line
         self._on_close = on_close
         self._partial = b""
+        self._paused = False
         self._loop = asyncio.get_running_loop()
         os.set_blocking(fd, False)
         self._loop.add_reader(fd, self._readable)
@@ -47,6 +48,17 @@ class LineReader:
             self._partial = self._partial[MAX_LINE_BYTES:]
         for line in lines:
             self._on_line(_text(line))
+
+    def pause(self) -> None:
+        """Stop reading for now: the pipe fills and the writer blocks (backpressure)."""
+        if self._fd >= 0 and not self._paused:
+            self._loop.remove_reader(self._fd)
+            self._paused = True
+
+    def resume(self) -> None:
+        if self._fd >= 0 and self._paused:
+            self._loop.add_reader(self._fd, self._readable)
+            self._paused = False
 
     def close(self) -> None:
         """Stop reading; a last line without a newline is still delivered."""

@@ -30,6 +30,7 @@ LIVE_FIELDS = (
     "stop_timeout_s",
     "depends_on",
     "max_memory_mb",
+    "logs",  # the log_* keys: the writer takes them at once (log_files: from the next spawn)
 )
 # [supervisor] keys that only a restart of the supervisor applies.
 _RESTART_ONLY = ("run_dir", "log_level", "log_format")

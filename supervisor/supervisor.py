@@ -29,7 +29,7 @@ import anyio.abc
 import anyio.to_thread
 import structlog
 
-from supervisor import __version__, guardian, protocol, state
+from supervisor import __version__, guardian, protocol, sdnotify, state
 from supervisor import config as config_module
 from supervisor.autoscale import Autoscaler
 from supervisor.channel import Channel
@@ -40,9 +40,11 @@ from supervisor.errors import AlreadyRunningError, CommandError, ConfigError, Pr
 from supervisor.events import Events
 from supervisor.fleet import Bot, FleetContext, base_env
 from supervisor.helpers import ForkServer, Guardian
+from supervisor.logfiles import LogWriter
 from supervisor.plugins.host import SupervisorHost
 from supervisor.plugins.runner import PluginRunner
 from supervisor.process import Reaper, become_subreaper, end_strays
+from supervisor.slots import BotState
 from supervisor.transport import (
     ControlServer,
     EventPublisher,
@@ -61,6 +63,8 @@ _WATCHDOG_TICK_S = (0.1, 2.5)  # at least, at most: four checks per shortest SDK
 _LAG_TICK_S = 1.0
 _LAG_WARN_S = 0.25
 _MEMORY_CHECK_S = 2.0  # max_memory_mb without the monitor
+_FORWARDED = (signal.SIGUSR1, signal.SIGUSR2)  # to every worker (SIGTERM/SIGINT stop the fleet)
+_LOG_DRAIN_S = 2.0  # at shutdown, for the last output of stopped workers to reach the files
 
 
 EarlyForkServer = tuple[subprocess.Popen[bytes], socket.socket]
@@ -74,6 +78,8 @@ class Supervisor:
         self.reaper = Reaper()
         self.guardian = Guardian(self.reaper)
         self.fork_server = ForkServer(self.reaper)
+        self.logs = LogWriter(self.run_dir / "logs")
+        self.notifier = sdnotify.Notifier(None)  # systemd's, if it started us: see run()
         self.bots: dict[str, Bot] = {}
         self.autoscalers: dict[str, Autoscaler] = {}
         self.plugin_host = SupervisorHost(self)
@@ -104,6 +110,7 @@ class Supervisor:
         sockets: list[ControlServer | WorkerServer | EventPublisher] = []
         try:
             self._end_leftovers()
+            self._start_outputs()
             self.guardian.start()
             if self.config.uses_fork_server:
                 self.fork_server.start(self._early_fork_server)
@@ -128,7 +135,7 @@ class Supervisor:
                 self._start_plugins(tg, self.channel)
                 tg.start_soon(self._watch_loop_lag)
                 tg.start_soon(self._guard_memory)
-                self.events.emit("supervisor_started", pid=os.getpid(), run_dir=str(self.run_dir))
+                self._announce_started(tg)
                 await self.shutdown_requested.wait()
                 await self._stop_fleet()
                 await self._wait_replies()
@@ -145,10 +152,25 @@ class Supervisor:
             clean = self.fleet_down.is_set()
             self.fork_server.close()
             self.guardian.close(clean)
+            self._close_outputs()
             self._save()
             self._remove_signals()
             lock.close()
             log.info("supervisor_stopped")
+
+    def _start_outputs(self) -> None:
+        """Log files, and systemd's notify socket (taken out of the env workers copy)."""
+        self.notifier = sdnotify.Notifier.from_environ(os.environ)
+        self.logs.start()
+
+    def _close_outputs(self) -> None:
+        self.logs.close()
+        self.notifier.close()
+
+    def _announce_started(self, tg: anyio.abc.TaskGroup) -> None:
+        """Say we run; tell systemd (READY=1) once the fleet is up, and keep its watchdog fed."""
+        tg.start_soon(sdnotify.serve, self.notifier, self._bots_starting)
+        self.events.emit("supervisor_started", pid=os.getpid(), run_dir=str(self.run_dir))
 
     def _lock_run_dir(self) -> IO[str]:
         self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -198,12 +220,27 @@ class Supervisor:
             task_group=tg,
             base_env=env,
             changed=self.mark_dirty,
+            logs=self.logs,
         )
         for name, spec in self.config.bots.items():  # in start order: dependencies first
             bot = self.bots[name] = Bot(spec, ctx, self.pins.get(name))
             bot.dependencies = [self.bots[d] for d in spec.depends_on]
             if spec.scale is not None:
                 self.autoscalers[name] = Autoscaler(bot, spec.scale, self.events)
+
+    def _bots_starting(self) -> list[str]:
+        """The bots still coming up; when none is, the fleet is up (systemd's READY=1).
+
+        A bot waiting for others is coming up unless one of those will not (failed, stopped).
+        """
+
+        def coming_up(bot: Bot) -> bool:
+            state = bot.state()
+            if state is BotState.WAITING:
+                return all(d.state() is BotState.RUNNING or coming_up(d) for d in bot.dependencies)
+            return state is BotState.STARTING
+
+        return [b.name for b in self.bots.values() if coming_up(b)]
 
     def _start_plugins(self, tg: anyio.abc.TaskGroup, channel: Channel) -> None:
         for spec in self.config.plugins.values():
@@ -282,6 +319,7 @@ class Supervisor:
     async def _stop_fleet(self) -> None:
         """Bots stop in the reverse of start order, within shutdown_timeout_s."""
         self.events.emit("supervisor_stopping")
+        self.notifier.send("STOPPING=1")
         for bot in self.bots.values():
             bot.halted = True  # from now on an exit is no crash, and nothing restarts
         with anyio.move_on_after(self.config.supervisor.shutdown_timeout_s) as scope:
@@ -296,6 +334,7 @@ class Supervisor:
         strays = await end_strays(helpers, _STRAY_TIMEOUT_S)
         if strays:
             self.events.emit("strays_ended", count=strays)
+        await self.logs.drain(_LOG_DRAIN_S)  # the last words of stopped workers
         self.fleet_down.set()
 
     async def _kill_everything(self) -> None:
@@ -317,12 +356,14 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
         loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
+        for sig in _FORWARDED:
+            loop.add_signal_handler(sig, self._forward_signal, sig)
         self.reaper.reap()  # anything that exited before the handler was in place
 
     def _remove_signals(self) -> None:
         with contextlib.suppress(RuntimeError):
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, *_FORWARDED):
                 loop.remove_signal_handler(sig)
 
     def _on_stop_signal(self, sig: int) -> None:
@@ -340,6 +381,14 @@ class Supervisor:
             for slot in bot.slots.values():
                 if slot.child is not None:
                     slot.child.signal(signal.SIGKILL)
+
+    def _forward_signal(self, sig: int) -> None:
+        """Pass it on to every worker's group, as an init (tini, dumb-init) would."""
+        children = [s.child for b in self.bots.values() for s in b.slots.values() if s.alive]
+        for child in children:
+            if child is not None:
+                child.signal(sig)
+        self.events.emit("signal_forwarded", signal=signal.Signals(sig).name, workers=len(children))
 
     def _on_hangup(self) -> None:
         self._tg.start_soon(self._reload_on_signal)
@@ -366,6 +415,14 @@ class Supervisor:
             scope.cancel()
 
     async def reload(self) -> dict[str, Any]:
+        """Reload, with systemd told: RELOADING=1, then READY=1 (also when the file is bad)."""
+        self.notifier.send(*sdnotify.reloading())
+        try:
+            return await self._reload()
+        finally:
+            self.notifier.send("READY=1")
+
+    async def _reload(self) -> dict[str, Any]:
         """Read the config file again and apply the difference (see reload.py).
 
         A bad file changes nothing: CommandError with every problem. Bots are added, updated
@@ -416,6 +473,7 @@ class Supervisor:
         self._cancel_scoped(f"autoscaler:{bot.name}")
         self.autoscalers.pop(bot.name, None)
         await bot.stop()
+        await self.logs.retire(bot.name, _LOG_DRAIN_S)  # its files are closed
         self._cancel_scoped(f"bot:{bot.name}")
         self.pins.pop(bot.name, None)
         self.mark_dirty()
@@ -539,4 +597,5 @@ class Supervisor:
             "workers": self.channel.stats() if self.channel else {},
             "events_published": self.events.published,
             "loop_lag_s": round(self.loop_lag_s, 4),
+            "log_write_failures": self.logs.failed_writes,  # batches of lines lost (disk full)
         }

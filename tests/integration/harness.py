@@ -73,13 +73,20 @@ class Supervisor:
         )
         return self.config_path
 
-    def start(self, timeout_s: float = 15.0) -> None:
+    def start(
+        self,
+        timeout_s: float = 15.0,
+        env: dict[str, str] | None = None,
+        wrap: list[str] | None = None,
+    ) -> None:
+        """Run it; `env` is added to ours, `wrap` goes before the command (e.g. unshare)."""
         log = open(self.log_path, "ab")  # noqa: SIM115  (the child owns it)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "supervisor", "run", "-c", str(self.config_path)],
+            [*(wrap or []), sys.executable, "-m", "supervisor", "run", "-c", str(self.config_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.dir,
+            env=os.environ | (env or {}),
         )
         log.close()
         wait_until(self._answers, timeout_s, "the control socket to answer")

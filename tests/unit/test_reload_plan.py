@@ -35,6 +35,8 @@ workers = 2
         ("workers = 5", {"updated": ["b"], "unchanged": ["a"]}),
         ('stop_timeout_s = "3s"', {"updated": ["b"], "unchanged": ["a"]}),
         ("max_memory_mb = 100", {"updated": ["b"], "unchanged": ["a"]}),
+        ('log_max_bytes = "1MiB"', {"updated": ["b"], "unchanged": ["a"]}),
+        ("log_files = false", {"updated": ["b"], "unchanged": ["a"]}),
         ('restart = "never"', {"updated": ["b"], "unchanged": ["a"]}),
         ('env = { X = "1" }', {"restarted": ["b"], "unchanged": ["a"]}),
         ('stop_signal = "SIGINT"', {"restarted": ["b"], "unchanged": ["a"]}),
