@@ -198,7 +198,9 @@ def load(path: Path | str) -> Config:
     path = Path(path)
     raw = rundir.read_toml(str(path))
     problems: list[str] = []
-    config = _parse(raw, path.resolve(), problems)
+    # Absolute, not resolved: under a Kubernetes ConfigMap the file is a symlink into a
+    # dated directory that the next update deletes; the mount's own path stays.
+    config = _parse(raw, path.absolute(), problems)
     if problems or config is None:
         raise ConfigError(problems)
     return config

@@ -30,7 +30,7 @@ def load_run_dir(path: str) -> str:
     raw = read_toml(path)
     table = raw.get("supervisor", {})
     value = table.get("run_dir", DEFAULT) if isinstance(table, dict) else DEFAULT
-    run_dir, problem = resolve(value, os.path.dirname(os.path.realpath(path)))
+    run_dir, problem = resolve(value, os.path.dirname(os.path.abspath(path)))  # as config.py
     if problem:
         raise ConfigError([f"supervisor.run_dir: {problem}"])
     return run_dir

@@ -322,3 +322,20 @@ up_limit = { workers = 2, period_s = "10s" }
     assert policy.up_limit == RateLimit(workers=2, percent=None, period_s=10.0)
     assert policy.down_limit == RateLimit(percent=100, period_s=15.0)
     assert config.load(write(tmp_path, text)).bots["q"].workers == 2  # starts at min
+
+
+def test_a_config_reached_through_a_symlink_keeps_the_links_path(tmp_path: Path) -> None:
+    """As under a Kubernetes ConfigMap: the file is a symlink into a dated directory that
+    the next update replaces. Paths come from the link's directory, so a reload reads the
+    new file and bots do not run in a directory about to be deleted."""
+    dated = tmp_path / "..2026_11_27"
+    dated.mkdir()
+    (dated / "supervisor.toml").write_text('[bots.a]\ncommand = ["sleep", "5"]\n')
+    mount = tmp_path / "mount"
+    mount.mkdir()
+    (mount / "supervisor.toml").symlink_to(dated / "supervisor.toml")
+    cfg = config.load(mount / "supervisor.toml")
+    assert cfg.path == mount / "supervisor.toml"
+    assert cfg.bots["a"].cwd == mount
+    assert cfg.supervisor.run_dir == mount / ".supervisor"
+    assert rundir.load_run_dir(str(mount / "supervisor.toml")) == str(mount / ".supervisor")
