@@ -107,7 +107,15 @@ def _request(args: argparse.Namespace, cmd: str, timeout_s: float, **kw: Any) ->
 
 
 def _run(args: argparse.Namespace) -> int:
+    import os
+    import signal
+
     from supervisor import config, forkserver
+
+    if os.getpid() == 1:
+        # PID 1 gets no default signal actions: until the loop's handlers are in place, a
+        # SIGTERM would be ignored. Exiting is safe here: the namespace dies with us.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
     cfg = config.load(_config_path(args))
     # The fork server warms up (its own imports) while we import the loop below.
