@@ -311,7 +311,11 @@ class Bot:
         logs, settings = self._ctx.logs, self.spec.logs
         sink = logs.open(self.name, slot.index, settings) if logs and settings.enabled else None
         for stream, fd in (("stdout", child.stdout_fd), ("stderr", child.stderr_fd)):
-            emit = partial(self._output_line, slot.index, child.pid, stream)
+            emit = (
+                partial(self._output_line, slot.index, child.pid, stream)
+                if settings.events
+                else _ignore_line  # the files have it (or the operator wants it nowhere)
+            )
             if sink is None:
                 LineReader(fd, emit, on_close=lambda: None)
             else:
@@ -529,3 +533,7 @@ class Bot:
 def base_env(extra: dict[str, str]) -> dict[str, str]:
     """The environment every worker starts from: ours, plus the supervisor's addresses."""
     return dict(os.environ) | extra
+
+
+def _ignore_line(line: str) -> None:
+    """Output that goes to the log files only."""

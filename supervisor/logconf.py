@@ -5,6 +5,7 @@
     log_max_bytes = "10MiB"     # rotate a worker's file at this size; 0: never
     log_backups = 3             # rotated files kept per worker (older ones are deleted)
     log_compress = false        # gzip rotated files
+    log_output_events = true    # also each line as a worker_output event in our own log
 
 A bot's key wins over `[supervisor]`'s, key by key.
 """
@@ -38,6 +39,7 @@ class LogSettings:
     max_bytes: int = 10 * 1024 * 1024  # 0: one file that is never rotated
     backups: int = 3
     compress: bool = False
+    events: bool = True  # each line also a `worker_output` event in the supervisor's log
 
 
 def take_log_settings(table: Table, defaults: LogSettings) -> LogSettings:
@@ -49,6 +51,7 @@ def take_log_settings(table: Table, defaults: LogSettings) -> LogSettings:
         max_bytes=table.take("log_max_bytes", rotation_size, defaults.max_bytes),
         backups=table.take("log_backups", integer(minimum=0), defaults.backups),
         compress=table.take("log_compress", boolean, defaults.compress),
+        events=table.take("log_output_events", boolean, defaults.events),
     )
 
 

@@ -28,8 +28,6 @@ RLIMITS = {
     "stack": resource.RLIMIT_STACK,
 }
 _BYTES = frozenset({"as", "core", "data", "fsize", "memlock", "stack"})
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +142,14 @@ def _limit(name: str, value: Any) -> int:
         return resource.RLIM_INFINITY
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    if isinstance(value, str) and name in _BYTES and (m := _SIZE.match(value)):
-        number, unit = m.groups()
-        return int(float(number) * _UNITS[(unit or "")[:1].lower()])
+    if isinstance(value, str) and name in _BYTES:
+        from supervisor.fields import BadValue  # noqa: PLC0415  (config time only)
+        from supervisor.logconf import byte_size  # noqa: PLC0415  (one size syntax for all)
+
+        try:
+            return byte_size(value)
+        except BadValue:
+            pass
     sizes = ', a size such as "512MiB"' if name in _BYTES else ""
     raise ValueError(f'expected an integer >= 0, "unlimited"{sizes} or [soft, hard], got {value!r}')
 

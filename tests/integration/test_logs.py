@@ -263,3 +263,21 @@ def test_a_bot_removed_by_reload_has_its_log_files_closed(sup: Supervisor) -> No
     assert len(open_files("stays")) == 1
     before = len(file_lines(logs / "stays" / "0.log"))
     wait_until(lambda: len(file_lines(logs / "stays" / "0.log")) > before, what="stays writing")
+
+
+def test_output_events_can_be_left_to_the_files(sup: Supervisor) -> None:
+    """log_output_events = false: the lines are in the bot's files and not in the
+    supervisor's own log; another bot keeps its worker_output events."""
+    sup.configure(
+        bot("quiet", 'COUNT = "50"', extra="log_output_events = false")
+        + bot("loud", 'COUNT = "50"')
+    )
+    sup.start()
+    quiet = sup.run_dir / "logs" / "quiet"
+    wait_until(lambda: finished(quiet, 1), what="quiet's lines in its file")
+    wait_until(
+        lambda: sum(1 for e in sup.events("worker_output") if e["bot"] == "loud") >= 50,
+        what="loud's worker_output events",
+    )
+    assert numbers([ln for p in segment_files(quiet, 0) for ln in file_lines(p)]) == list(range(50))
+    assert not [e for e in sup.events("worker_output") if e["bot"] == "quiet"]
