@@ -32,10 +32,13 @@ format: install
 	$(BIN)/ruff check --fix supervisor bots tests bench
 	$(BIN)/ruff format supervisor bots tests bench
 
+# All of them take about 40 minutes; `make bench BENCHES=cache` runs one.
+BENCHES ?= lifecycle ipc scaling monitor cache db logs
+
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	bash bench/baselines/install.sh
-	$(BIN)/python bench/lifecycle.py
+	for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .supervisor
