@@ -99,6 +99,7 @@ class Supervisor:
         self._fleet_ctx: FleetContext
         self._scopes: dict[str, anyio.CancelScope] = {}
         self._reload_lock = anyio.Lock()
+        self._limits_changed = anyio.Event()  # a reload may bring max_memory_mb
         self._plugins_listening = False
 
     # ------------------------------------------------------------ the run
@@ -276,6 +277,10 @@ class Supervisor:
         from supervisor.plugins.monitor import Monitor  # noqa: PLC0415
 
         while True:
+            if not any(b.max_memory_mb > 0 for b in self.config.bots.values()):
+                await self._limits_changed.wait()  # no timer while no bot has a limit
+                self._limits_changed = anyio.Event()
+                continue
             monitors = [r.plugin for r in self.plugin_host.runners if isinstance(r.plugin, Monitor)]
             monitor = monitors[0] if monitors else None
             await anyio.sleep(monitor.config.interval_s if monitor else _MEMORY_CHECK_S)
@@ -466,6 +471,7 @@ class Supervisor:
             self._reload_plugins(plan)
             for name in plan.restarted:
                 self._tg.start_soon(self.bots[name].roll)
+        self._limits_changed.set()
         self.events.emit("config_reloaded", "info", **plan.as_dict())
         return plan.as_dict()
 

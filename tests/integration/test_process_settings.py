@@ -131,3 +131,14 @@ def test_a_worker_over_max_memory_mb_is_restarted(sup: Supervisor, monitor: str)
     assert event["pid"] == first
     assert event["rss_mb"] > 80
     wait_until(lambda: sup.pids("leak").get(0, first) != first, what="a new worker")
+
+
+def test_max_memory_mb_given_by_a_reload_is_enforced(sup: Supervisor) -> None:
+    """With no limit the guard sleeps (no timer); a reload that brings one wakes it."""
+    sup.configure(LEAKER.replace("max_memory_mb = 80\n", ""))
+    sup.start()
+    first = sup.wait_running("leak", 1)[0]
+    sup.configure(LEAKER)
+    assert sup.cli("reload").returncode == 0
+    event = wait_until(lambda: sup.events("worker_over_memory"), timeout_s=20, what="a restart")[0]
+    assert event["pid"] == first
