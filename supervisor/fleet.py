@@ -425,6 +425,8 @@ class Bot:
         link, child = slot.link, slot.child
         if link is None or child is None or not slot.alive or slot.stopping or slot.condemned:
             return
+        if link.ready and not self._expects_sdk(link):
+            return  # ready without the SDK: nothing can change (health.check would say WAIT)
         seen = health.Seen(
             link.started_at, self._expects_sdk(link), link.ready, link.ready_at, link.last_heartbeat
         )
