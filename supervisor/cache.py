@@ -231,14 +231,19 @@ class _Core:
             else:
                 self._warms.append(key)
 
-    def _warm_loader(self, key: str) -> tuple[Loader, float] | None:
+    def _warm_start(self, key: str) -> tuple[Loader, float] | None:
+        """The loader and TTL to warm a key with; None (reported) if it cannot be now."""
         loader, ttl = self._loaders.get(key, (None, self.default_ttl_s))
-        if loader is not None:
-            return loader, ttl
-        if self.default_loader is not None:
+        if loader is None and self.default_loader is not None:
             default = self.default_loader
-            return (lambda: default(key)), ttl
-        return None
+            loader = lambda: default(key)  # noqa: E731
+        if loader is None:
+            self._warmed(key, "no_loader", 0.0, 0.0)
+            return None
+        if not self._try_redis():
+            self._warmed(key, "redis_down", 0.0, 0.0)
+            return None
+        return loader, ttl
 
     def _warmed(self, key: str, outcome: str, load_s: float, ttl_s: float) -> None:
         if outcome == "ok":
@@ -338,12 +343,8 @@ class AsyncCache(_Core):
             await asyncio.sleep(0)
 
     async def _warm(self, key: str) -> None:
-        found = self._warm_loader(key)
+        found = self._warm_start(key)
         if found is None:
-            self._warmed(key, "no_loader", 0.0, 0.0)
-            return
-        if not self._try_redis():
-            self._warmed(key, "redis_down", 0.0, 0.0)
             return
         loader, ttl = found
         try:
@@ -393,10 +394,7 @@ class SyncCache(_Core):
                 if value is not _BAD and not early:
                     self._note(key, True, False, 0.0, left_s, ttl)
                     return value
-        self.stats.loads += 1
-        started = time.monotonic()
-        value = load()
-        load_s = time.monotonic() - started
+        value, load_s = self._load(load)
         if reachable:
             self._store(key, value, load_s, ttl)
         self._note(key, early, early, load_s, ttl, ttl)
@@ -416,27 +414,28 @@ class SyncCache(_Core):
         deadline = time.monotonic() + (self.warm_budget_s if budget_s is None else budget_s)
         done = 0
         while self._warms and time.monotonic() < deadline:
-            key = self._warms.popleft()
-            found = self._warm_loader(key)
+            self._warm(self._warms.popleft())
             done += 1
-            if found is None:
-                self._warmed(key, "no_loader", 0.0, 0.0)
-                continue
-            if not self._try_redis():
-                self._warmed(key, "redis_down", 0.0, 0.0)
-                continue
-            loader, ttl = found
-            self.stats.loads += 1
-            started = time.monotonic()
-            try:
-                value = loader()
-            except Exception:
-                self._warmed(key, "failed", 0.0, ttl)
-                continue
-            load_s = time.monotonic() - started
-            stored = self._store(key, value, load_s, ttl)
-            self._warmed(key, "ok" if stored else "redis_down", load_s, ttl)
         return done
+
+    def _warm(self, key: str) -> None:
+        found = self._warm_start(key)
+        if found is None:
+            return
+        loader, ttl = found
+        try:
+            value, load_s = self._load(loader)
+        except Exception:
+            self._warmed(key, "failed", 0.0, ttl)
+            return
+        stored = self._store(key, value, load_s, ttl)
+        self._warmed(key, "ok" if stored else "redis_down", load_s, ttl)
+
+    def _load(self, loader: Loader) -> tuple[Any, float]:
+        self.stats.loads += 1
+        started = time.monotonic()
+        value = loader()
+        return value, time.monotonic() - started
 
     def close(self) -> None:
         self._redis.close()

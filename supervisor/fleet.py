@@ -514,8 +514,7 @@ class Bot:
             while not (slot.child is not old and slot.alive and slot.ready):
                 if self.failure is not None or self.halted or self.stopped:
                     return False
-                self.poke()
-                await anyio.sleep(_ROLL_POLL_S)
+                await anyio.sleep(_ROLL_POLL_S)  # the stop's own poke has the slot refilled
             return True
         return False
 

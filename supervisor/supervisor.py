@@ -19,10 +19,10 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -52,6 +52,9 @@ from supervisor.transport import (
     endpoint,
     new_context,
 )
+
+if TYPE_CHECKING:
+    from supervisor.reload import Plan
 
 log = structlog.get_logger("supervisor")
 
@@ -129,11 +132,9 @@ class Supervisor:
                 tg.start_soon(self.channel.run)
                 tg.start_soon(self._watchdog)
                 tg.start_soon(self._save_loop)
-                for bot in self.bots.values():
-                    self._start_scoped(f"bot:{bot.name}", bot.run)
-                for name, autoscaler in self.autoscalers.items():
-                    self._start_scoped(f"autoscaler:{name}", autoscaler.run)
-                self._start_plugins(tg, self.channel)
+                for name in self.bots:
+                    self._start_bot(name)
+                self._start_plugins()
                 tg.start_soon(self._watch_loop_lag)
                 tg.start_soon(self._guard_memory)
                 self._announce_started(tg)
@@ -212,7 +213,7 @@ class Supervisor:
         )
         for plugin in self.config.plugins.values():
             env |= plugin.cls.worker_env(plugin.settings)
-        ctx = self._fleet_ctx = FleetContext(
+        self._fleet_ctx = FleetContext(
             reaper=self.reaper,
             guardian=self.guardian,
             fork_server=self.fork_server,
@@ -223,11 +224,26 @@ class Supervisor:
             changed=self.mark_dirty,
             logs=self.logs,
         )
-        for name, spec in self.config.bots.items():  # in start order: dependencies first
-            bot = self.bots[name] = Bot(spec, ctx, self.pins.get(name))
-            bot.dependencies = [self.bots[d] for d in spec.depends_on]
-            if spec.scale is not None:
-                self.autoscalers[name] = Autoscaler(bot, spec.scale, self.events)
+        for spec in self.config.bots.values():  # in start order: dependencies first
+            self._add_bot(spec)
+        self._link_dependencies()
+
+    def _add_bot(self, spec: BotConfig) -> Bot:
+        """A bot (and its autoscaler) as the config has it; _start_bot runs them."""
+        bot = self.bots[spec.name] = Bot(spec, self._fleet_ctx, self.pins.get(spec.name))
+        if spec.scale is not None:
+            self.autoscalers[spec.name] = Autoscaler(bot, spec.scale, self.events)
+        return bot
+
+    def _start_bot(self, name: str) -> None:
+        self._start_scoped(f"bot:{name}", self.bots[name].run)
+        autoscaler = self.autoscalers.get(name)
+        if autoscaler is not None:
+            self._start_scoped(f"autoscaler:{name}", autoscaler.run)
+
+    def _link_dependencies(self) -> None:
+        for bot in self.bots.values():
+            bot.dependencies = [self.bots[d] for d in bot.spec.depends_on]
 
     def _bots_starting(self) -> list[str]:
         """The bots still coming up; when none is, the fleet is up (systemd's READY=1).
@@ -243,16 +259,19 @@ class Supervisor:
 
         return [b.name for b in self.bots.values() if coming_up(b)]
 
-    def _start_plugins(self, tg: anyio.abc.TaskGroup, channel: Channel) -> None:
-        for spec in self.config.plugins.values():
-            plugin = spec.cls(spec.settings)
-            runner = PluginRunner(plugin, self.plugin_host)
+    def _start_plugins(self, names: Iterable[str] | None = None) -> None:
+        """Start the config's plugins (or those named): their tasks, their message kinds."""
+        for name in self.config.plugins if names is None else names:
+            spec = self.config.plugins[name]
+            runner = PluginRunner(spec.cls(spec.settings), self.plugin_host)
             self.plugin_host.runners.append(runner)
             for kind, check in spec.cls.message_kinds.items():
                 protocol.register_kind(kind, check)
-                channel.plugin_handlers[kind] = partial(self.plugin_host.on_message, runner)
-            self._start_scoped(f"plugin:{spec.name}", runner.run)
-        if self.plugin_host.runners:
+                if self.channel is not None:
+                    handler = partial(self.plugin_host.on_message, runner)
+                    self.channel.plugin_handlers[kind] = handler
+            self._start_scoped(f"plugin:{name}", runner.run)
+        if self.plugin_host.runners and not self._plugins_listening:
             self.events.listen(self._to_plugins)
             self._plugins_listening = True
 
@@ -453,19 +472,14 @@ class Supervisor:
             for name, spec in new.bots.items():  # in the new start order
                 bot = old_bots.get(name)
                 if bot is None:
-                    bot = Bot(spec, self._fleet_ctx, self.pins.get(name))
-                    self.bots[name] = bot
-                    self._start_scoped(f"bot:{name}", bot.run)
-                    if spec.scale is not None:
-                        scaler = self.autoscalers[name] = Autoscaler(bot, spec.scale, self.events)
-                        self._start_scoped(f"autoscaler:{name}", scaler.run)
+                    self._add_bot(spec)
+                    self._start_bot(name)
                 else:
                     self.bots[name] = bot
                     if spec != bot.spec:
                         self._update_autoscaler(bot, spec)
                         bot.update_spec(spec)
-            for bot in self.bots.values():
-                bot.dependencies = [self.bots[d] for d in bot.spec.depends_on]
+            self._link_dependencies()
             if new.uses_fork_server and self.fork_server.pid is None:
                 self.fork_server.start(None)
             self._reload_plugins(plan)
@@ -494,7 +508,7 @@ class Supervisor:
             autoscaler = self.autoscalers[bot.name] = Autoscaler(bot, spec.scale, self.events)
             self._start_scoped(f"autoscaler:{bot.name}", autoscaler.run)
 
-    def _reload_plugins(self, plan: Any) -> None:
+    def _reload_plugins(self, plan: Plan) -> None:
         for name in (*plan.plugins_stopped, *plan.plugins_restarted):
             self._cancel_scoped(f"plugin:{name}")
             for runner in [r for r in self.plugin_host.runners if r.name == name]:
@@ -502,20 +516,7 @@ class Supervisor:
                 if self.channel is not None:  # its message kinds go nowhere now
                     for kind in runner.plugin.message_kinds:
                         self.channel.plugin_handlers.pop(kind, None)
-        for name in (*plan.plugins_restarted, *plan.plugins_started):
-            spec = self.config.plugins[name]
-            runner = PluginRunner(spec.cls(spec.settings), self.plugin_host)
-            self.plugin_host.runners.append(runner)
-            if self.channel is not None:
-                for kind, check in spec.cls.message_kinds.items():
-                    protocol.register_kind(kind, check)
-                    self.channel.plugin_handlers[kind] = partial(
-                        self.plugin_host.on_message, runner
-                    )
-            self._start_scoped(f"plugin:{name}", runner.run)
-        if self.plugin_host.runners and not self._plugins_listening:
-            self.events.listen(self._to_plugins)
-            self._plugins_listening = True
+        self._start_plugins((*plan.plugins_restarted, *plan.plugins_started))
 
     # ------------------------------------------------------------ control socket
 

@@ -48,13 +48,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from supervisor import __version__, protocol
-from supervisor.cache import AsyncCache, SyncCache
 from supervisor.errors import ProtocolError
 from supervisor.transport import AsyncDealer, SyncDealer
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+    from supervisor.cache import AsyncCache, SyncCache
     from supervisor.dbpool import PoolClient
     from supervisor.dbpool_sync import SyncBudgetPool, SyncPoolClient
 
@@ -367,12 +367,14 @@ class AsyncWorker(_Link):
     @property
     def cache(self) -> AsyncCache:
         """The read-through cache on Redis (see supervisor.cache); `open_cache` to configure."""
-        cache = self._cache
-        return cache if isinstance(cache, AsyncCache) else self.open_cache()
+        cache: AsyncCache | None = self._cache
+        return cache if cache is not None else self.open_cache()
 
     def open_cache(self, url: str | None = None, **options: Any) -> AsyncCache:
         """Set up `cache`: url (else $SUPERVISOR_CACHE_URL, else local Redis), default_ttl_s,
         default_loader(key), xfetch_beta, encode/decode."""
+        from supervisor.cache import AsyncCache  # noqa: PLC0415  (bots that cache pay for it)
+
         cache = self._cache = AsyncCache(self, url, **options)
         return cache
 
@@ -490,11 +492,13 @@ class SyncWorker(_Link):
     @property
     def cache(self) -> SyncCache:
         """The read-through cache on Redis (see supervisor.cache); `open_cache` to configure."""
-        cache = self._cache
-        return cache if isinstance(cache, SyncCache) else self.open_cache()
+        cache: SyncCache | None = self._cache
+        return cache if cache is not None else self.open_cache()
 
     def open_cache(self, url: str | None = None, **options: Any) -> SyncCache:
         """As AsyncWorker.open_cache; warms the supervisor asks for are served in `beat()`."""
+        from supervisor.cache import SyncCache  # noqa: PLC0415
+
         cache = self._cache = SyncCache(self, url, **options)
         return cache
 
@@ -586,6 +590,8 @@ class NullWorker:
         return self._cache if self._cache is not None else self.open_cache()
 
     def open_cache(self, url: str | None = None, **options: Any) -> Any:
+        from supervisor.cache import AsyncCache, SyncCache  # noqa: PLC0415
+
         self._cache = (SyncCache if self._sync else AsyncCache)(None, url, **options)
         return self._cache
 

@@ -271,9 +271,6 @@ class Planner:
             self._compact()
         return chosen
 
-    def is_hot(self, key: str) -> bool:
-        return key in self._top
-
     def _expires(self, entry: Entry, at: float) -> None:
         entry.expires_at = at
         entry.due = at - self._lead(entry)
