@@ -46,7 +46,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import percentile
-from supervisor import client
+from supervisor.cli import client
 
 REPO = Path(__file__).resolve().parents[1]
 

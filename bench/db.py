@@ -42,7 +42,7 @@ from psycopg import sql
 
 from bench.harness import percentile
 from bots.db_worker import ensure_table
-from supervisor import client
+from supervisor.cli import client
 from supervisor.errors import UnreachableError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from bench.harness import REPO, Fleet, wait_for, worker_argv
-from supervisor import client
+from supervisor.cli import client
 from supervisor.errors import UnreachableError
 
 BASELINES = Path(__file__).resolve().parent / ".baselines"

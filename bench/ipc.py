@@ -67,7 +67,7 @@ import zmq
 
 from bench.fleets import Ours
 from bench.harness import REPO, median, percentile, wait_for
-from supervisor import client
+from supervisor.cli import client
 
 RAW = REPO / "bench" / "workers" / "raw.py"
 BOT = "w"

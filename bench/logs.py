@@ -32,7 +32,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import percentile
-from supervisor import client, logread
+from supervisor.cli import client, logread
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 SETTINGS = {

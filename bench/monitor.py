@@ -24,7 +24,7 @@ import psutil
 
 from bench.fleets import Ours
 from bench.harness import percentile, running
-from supervisor import client
+from supervisor.cli import client
 
 MONITOR = """
 [plugins.monitor]

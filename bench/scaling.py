@@ -35,7 +35,7 @@ if __package__ in (None, ""):
 
 import redis
 
-from supervisor import client
+from supervisor.cli import client
 from supervisor.errors import UnreachableError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """supervisor: a process supervisor for fleets of bot workers.
 
-Kept import-light on purpose: `python -m supervisor.runner` and every CLI
+Kept import-light on purpose: `python -m supervisor.sdk.entry` and every CLI
 call import this first.
 """
 

@@ -1,5 +1,5 @@
 """`python -m supervisor` is the same as the `supervisor` command."""
 
-from supervisor.cli import main
+from supervisor.cli.main import main
 
 raise SystemExit(main())

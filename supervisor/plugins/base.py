@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Protocol
 
 import anyio
 
-from supervisor.fields import Table
+from supervisor.config.fields import Table
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +127,13 @@ class Plugin:
     def metrics(self) -> list[Metric]:
         """Metrics for /metrics."""
         return []
+
+    @property
+    def sample_interval_s(self) -> float | None:
+        """How often this plugin samples workers' memory, if it does (see `rss_mb`). The
+        supervisor's memory guard (`max_memory_mb`) then reads those samples instead of /proc."""
+        return None
+
+    def rss_mb(self, pid: int) -> float | None:
+        """A worker's newest RSS sample in MiB, or None when this plugin has none."""
+        return None

@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 import psutil
 
-from supervisor import client
-from supervisor.guardian import Group, end_groups
+from supervisor.cli import client
+from supervisor.daemon.helpers.guardian import Group, end_groups
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")

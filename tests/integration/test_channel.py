@@ -12,7 +12,7 @@ import threading
 import msgpack
 import zmq
 
-from supervisor import protocol
+from supervisor.wire import protocol
 from tests.integration.harness import REPO, Supervisor, pid_alive, wait_until
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgpack
 import zmq
 
-from supervisor import protocol
+from supervisor.wire import protocol
 from tests.integration.harness import Supervisor, wait_until
 
 

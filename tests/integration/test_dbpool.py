@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from psycopg_pool import PoolTimeout
 
-from supervisor.dbpool import BudgetPool
-from supervisor.worker import Worker
+from supervisor.sdk.dbpool import BudgetPool
+from supervisor.sdk.worker import Worker
 from tests.integration.harness import wait_until
 
 DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"

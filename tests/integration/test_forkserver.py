@@ -1,4 +1,4 @@
-"""Module bots forked from the fork server start as `python -m supervisor.runner` would."""
+"""Module bots forked from the fork server start as `python -m supervisor.sdk.entry` would."""
 
 from __future__ import annotations
 

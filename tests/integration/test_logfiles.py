@@ -14,8 +14,8 @@ from pathlib import Path
 
 import anyio
 
-from supervisor.logconf import LogSettings
-from supervisor.logfiles import _HIGH_BYTES, LogWriter
+from supervisor.config.logs import LogSettings
+from supervisor.daemon.logfiles import _HIGH_BYTES, LogWriter
 
 LINES = 40_000
 

@@ -14,7 +14,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-from supervisor import logread
+from supervisor.cli import logread
 from tests.integration.harness import Supervisor, wait_until
 
 FLOOD_COUNT = 30_000

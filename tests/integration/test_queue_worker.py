@@ -17,8 +17,8 @@ import redis
 import zmq
 
 from bots.jobs import consumer_id, consumers_key
-from supervisor import protocol
 from supervisor.errors import ProtocolError
+from supervisor.wire import protocol
 from tests.integration.harness import REPO, Supervisor, pid_alive, wait_until
 from tests.integration.redisqueue import FAST, Queue
 

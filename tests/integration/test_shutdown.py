@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from supervisor.guardian import start_ticks
+from supervisor.procfs import start_ticks
 from tests.integration.harness import Supervisor, pid_alive, wait_until
 from tests.unit.test_config import BAD_CONFIGS
 

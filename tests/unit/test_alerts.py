@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from supervisor.plugins.alerts import Alert, Rule, State, evaluate
-from supervisor.plugins.series import Ring, slope_per_hour
+from supervisor.plugins.monitor.alerts import Alert, Rule, State, evaluate
+from supervisor.plugins.monitor.series import Ring, slope_per_hour
 
 HIGH = Rule("high", "rss_mb", above=100, for_s=10)
 
@@ -79,7 +79,7 @@ def test_slope_per_hour(times: list[float], values: list[float], slope: float | 
 
 def test_rolling_fit_matches_the_plain_fit_over_its_window() -> None:
     """The O(1) rolling fit gives the least-squares slope of just its window's points."""
-    from supervisor.plugins.series import RollingFit
+    from supervisor.plugins.monitor.series import RollingFit
 
     fit = RollingFit(window_s=30)
     times = [float(t) for t in range(0, 100, 2)]

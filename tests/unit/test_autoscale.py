@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from supervisor.autoscale import Autoscaler
-from supervisor.scaling import Aggregation, MetricSpec, Policy, Source
+from supervisor.daemon.autoscaler import Autoscaler
+from supervisor.policy.scaling import Aggregation, MetricSpec, Policy, Source
 
 POLICY = Policy(
     min=1,

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import config, rundir
-from supervisor.config import LogFormat, RestartMode
+from supervisor.config import model as config
+from supervisor.config import rundir
+from supervisor.config.model import LogFormat, RestartMode
 from supervisor.errors import ConfigError
-from supervisor.scaling import Aggregation, RateLimit, Source
+from supervisor.policy.scaling import Aggregation, RateLimit, Source
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -69,7 +70,7 @@ restart_window_s = 30
     s, b = cfg.supervisor, cfg.bots["b"]
     assert s.run_dir == tmp_path.resolve() / "rd"
     assert (s.log_level, s.log_format, s.shutdown_timeout_s) == ("debug", LogFormat.JSON, 90.0)
-    assert b.argv == (sys.executable, "-m", "supervisor.runner", "bots.echo:main")
+    assert b.argv == (sys.executable, "-m", "supervisor.sdk.entry", "bots.echo:main")
     assert dict(b.env) == {"A": "x", "PORT": "8080"}
     assert b.cwd == tmp_path.resolve() / "work"
     assert b.restart is RestartMode.ON_FAILURE

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor.plugins.db_budget import Demand, Key, Ledger, Server, allocate, fleet_budget
+from supervisor.plugins.db_tuning.budget import Demand, Key, Ledger, Server, allocate, fleet_budget
 
 
 def k(bot: str, slot: int) -> Key:

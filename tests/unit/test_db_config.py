@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import config
+from supervisor.config import model as config
 from supervisor.errors import ConfigError
-from supervisor.plugins.db_config import PRESETS, DbConfig, describe
+from supervisor.plugins.db_tuning.config import PRESETS, DbConfig, describe
 
 BOT = '[bots.a]\ncommand = ["sleep", "5"]\n'
 

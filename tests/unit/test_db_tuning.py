@@ -8,9 +8,9 @@ import pytest
 
 from supervisor.errors import ProtocolError
 from supervisor.plugins.base import WorkerRef
-from supervisor.plugins.db_config import DbConfig
-from supervisor.plugins.db_tuning import DbTuning
-from supervisor.plugins.db_wire import CHECKS, DB_ACK, DB_ERROR, DB_STATS, DB_WANT
+from supervisor.plugins.db_tuning.config import DbConfig
+from supervisor.plugins.db_tuning.plugin import DbTuning
+from supervisor.wire.db import CHECKS, DB_ACK, DB_ERROR, DB_STATS, DB_WANT
 
 W = WorkerRef("heavy", 0, 4242, True)
 KEY = ("heavy", 0, 4242)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from supervisor.dbpool_sync import SyncPoolClient
-from supervisor.plugins.db_wire import CONFIG_KEY, DB_ACK, DB_WANT
-from supervisor.worker import Settings
+from supervisor.sdk.dbpool_sync import SyncPoolClient
+from supervisor.sdk.link import Settings
+from supervisor.wire.db import CONFIG_KEY, DB_ACK, DB_WANT
 
 
 class FakeLink:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import config
+from supervisor.config import model as config
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

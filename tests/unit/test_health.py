@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.health import Limits, Seen, Verdict, check
+from supervisor.policy.health import Limits, Seen, Verdict, check
 
 LIMITS = Limits(ready_after_s=1.0, ready_timeout_s=10.0, heartbeat_timeout_s=4.0)
 

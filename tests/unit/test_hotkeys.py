@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from supervisor.plugins.hotkeys import HotKeys, Lead, Planner
+from supervisor.plugins.cache_warmer.hotkeys import HotKeys, Lead, Planner
 
 HALF_LIFE = 10.0
 

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import config, logread
+from supervisor.cli import logread
+from supervisor.config import loglayout
+from supervisor.config import model as config
+from supervisor.config.fields import BadValue
+from supervisor.config.logs import FileFormat, LogSettings, byte_size
 from supervisor.errors import ConfigError
-from supervisor.fields import BadValue
-from supervisor.logconf import FileFormat, LogSettings, byte_size
 
 
 def load(tmp_path: Path, text: str) -> config.Config:
@@ -103,14 +105,14 @@ def test_segments_are_listed_in_order_per_slot_once_each() -> None:
     live link, temp files and strangers are ignored."""
     names = ["0.00000002.log", "0.00000001.log.gz", "0.00000002.log.gz", "1.00000010.log",
              "0.log", ".0.00000001.log.gz.tmp", "notes.txt", "0.00000003.log"]  # fmt: skip
-    found = logread.list_segments(names)
+    found = loglayout.list_segments(names)
     assert [(s.slot, s.seq, s.name) for s in found[0]] == [
         (0, 1, "0.00000001.log.gz"),
         (0, 2, "0.00000002.log"),
         (0, 3, "0.00000003.log"),
     ]
     assert [s.name for s in found[1]] == ["1.00000010.log"]
-    assert logread.segment_name(1, 10) == "1.00000010.log"
+    assert loglayout.segment_name(1, 10) == "1.00000010.log"
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor import protocol
 from supervisor.errors import ProtocolError
-from supervisor.protocol import Reply, Request
+from supervisor.wire import protocol
+from supervisor.wire.protocol import Reply, Request
 
 
 def test_request_round_trip() -> None:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import config
+from supervisor.config import model as config
+from supervisor.config.process import read_env_file
 from supervisor.errors import ConfigError
-from supervisor.procsettings import read_env_file
-from supervisor.reload import plan
+from supervisor.policy.reload import plan
 
 
 def load(tmp_path: Path, text: str) -> config.Config:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.config import Backoff, BotConfig, RestartMode, SpawnMode
-from supervisor.restart import Action, Exit, History, backoff_delay, decide
+from supervisor.config.model import Backoff, BotConfig, RestartMode, SpawnMode
+from supervisor.policy.restart import Action, Exit, History, backoff_delay, decide
 
 BACKOFF = Backoff(initial_s=1.0, factor=2.0, max_s=8.0, jitter=0.0, reset_after_s=10.0)
 BOT = BotConfig(

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from supervisor.scaling import (
+from supervisor.policy.scaling import (
     Aggregation,
     History,
     MetricSpec,

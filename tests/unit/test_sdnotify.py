@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.sdnotify import Notifier, socket_address, watchdog_interval_s
+from supervisor.daemon.sdnotify import Notifier, socket_address, watchdog_interval_s
 
 
 @pytest.mark.parametrize(

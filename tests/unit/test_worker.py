@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from supervisor import protocol
-from supervisor.worker import BATCH_MESSAGES, NullWorker, Settings, Worker, _Outbox
+from supervisor.sdk.link import Settings
+from supervisor.sdk.worker import BATCH_MESSAGES, NullWorker, Worker, _Outbox
+from supervisor.wire import protocol
 
 ENV = {
     "SUPERVISOR_WORKERS": "ipc:///tmp/x/workers",

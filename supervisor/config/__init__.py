@@ -1,0 +1,1 @@
+"""TOML -> frozen, typed config; every error names its key path."""

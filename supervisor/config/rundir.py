@@ -1,0 +1,80 @@
+"""Finding `run_dir` (where sockets and state live) from the config file.
+
+Kept tiny, tomllib only: every CLI call reads it before talking to the
+supervisor, and a mistake elsewhere in the file must not stop `status` or
+`shutdown` of a running supervisor.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+
+from supervisor.errors import ConfigError
+
+# Imported for annotations only: this module is on the CLI's start-up path, where
+# typing and pathlib would cost several milliseconds of every call.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+DEFAULT = ".supervisor"
+# sun_path holds 108 bytes with its NUL; the longest socket name is "workers".
+_MAX_SOCKET_PATH = 107
+_LONGEST_SOCKET_NAME = "/workers"
+
+
+def control_path(run_dir: str | os.PathLike[str]) -> str:
+    """The control socket's path: the CLI connects to it, the supervisor binds it."""
+    return os.path.join(run_dir, "control")
+
+
+def load_run_dir(path: str) -> str:
+    """Only `supervisor.run_dir` of the config file, checked."""
+    raw = read_toml(path)
+    table = raw.get("supervisor", {})
+    value = table.get("run_dir", DEFAULT) if isinstance(table, dict) else DEFAULT
+    run_dir, problem = resolve(value, os.path.dirname(os.path.abspath(path)))  # as config.py
+    if problem:
+        raise ConfigError([f"supervisor.run_dir: {problem}"])
+    return run_dir
+
+
+def resolve(value: object, base: str) -> tuple[str, str]:
+    """(absolute run_dir, "") or (default, what is wrong with value)."""
+    if not isinstance(value, str) or not value:
+        return os.path.join(base, DEFAULT), f"expected a non-empty string, got {value!r}"
+    run_dir = os.path.realpath(os.path.join(base, os.path.expanduser(value)))
+    longest = len(os.fsencode(run_dir)) + len(_LONGEST_SOCKET_NAME)
+    if longest > _MAX_SOCKET_PATH:
+        return run_dir, (
+            f"too long for unix sockets ({longest} bytes with the socket name, "
+            f"at most {_MAX_SOCKET_PATH}); choose a shorter directory"
+        )
+    return run_dir, ""
+
+
+def read_toml(path: str) -> dict[str, Any]:
+    """Parse TOML; a syntax error names file, line and column."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read config: {e.strerror or e}"]) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"{path}: cannot read config: not UTF-8 ({e.reason})"]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([_toml_error(path, text, str(e))]) from None
+
+
+def _toml_error(path: str, text: str, message: str) -> str:
+    m = re.match(r"^(.*) \(at line (\d+), column (\d+)\)$", message)
+    if m:
+        return f"{path}:{m[2]}:{m[3]}: invalid TOML: {m[1]}"
+    m = re.match(r"^(.*) \(at end of document\)$", message)
+    if m:
+        return f"{path}:{text.count(chr(10)) + 1}: invalid TOML: {m[1]} (at end of file)"
+    return f"{path}: invalid TOML: {message}"

@@ -1,0 +1,1 @@
+"""The cache warmer plugin and its pure hot-key planner."""

@@ -1,0 +1,1 @@
+"""The db_tuning plugin, its config and its pure budget arithmetic."""

@@ -1,0 +1,1 @@
+"""The monitor plugin: samples, series, alerts, /metrics and the dashboard."""

@@ -1,0 +1,200 @@
+"""ZeroMQ sockets, ours and the SDK's. The only module that imports `zmq`.
+
+    control   ROUTER  ipc://RUN_DIR/control   CLI requests and replies
+    workers   ROUTER  ipc://RUN_DIR/workers   batches from workers (DEALERs), commands back
+    events    PUB     ipc://RUN_DIR/events    fleet events for `supervisor events` and plugins
+
+Endpoints are unix sockets inside `run_dir`, which is mode 0700, so only
+the owner can connect. libzmq closes the connection of a peer that sends a
+frame far over the size limit; smaller oversize frames reach the loop and
+are counted there. Sends never block the loop: a reply to a worker that is
+not reading is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any, cast
+
+import zmq
+import zmq.asyncio
+
+from supervisor.wire.protocol import MAX_CONTROL_FRAME_BYTES, MAX_WORKER_FRAME_BYTES
+
+_CLOSE_LINGER_MS = 1000  # the last replies (e.g. to `shutdown`) still get out
+# Frames up to this reach the loop (and are counted when over the protocol's limit).
+_WORKER_HARD_LIMIT = 4 * MAX_WORKER_FRAME_BYTES
+_WORKER_RCVHWM = 10_000  # batches queued per worker before its DEALER holds back
+
+
+def endpoint(path: str | Path) -> str:
+    return f"ipc://{path}"
+
+
+class ControlServer:
+    """The ROUTER that CLI clients (DEALER or REQ) send requests to."""
+
+    def __init__(self, context: zmq.asyncio.Context, path: str | Path) -> None:
+        self.path = Path(path)
+        _unlink_stale(self.path)
+        self._sock = context.socket(zmq.ROUTER)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_FRAME_BYTES)
+        self._sock.setsockopt(zmq.LINGER, _CLOSE_LINGER_MS)
+        self._sock.bind(endpoint(path))
+
+    async def recv(self) -> tuple[list[bytes], bytes]:
+        """The next request: (envelope to reply to, payload)."""
+        frames = await self._sock.recv_multipart(copy=True)
+        return frames[:-1], frames[-1]
+
+    async def send(self, envelope: list[bytes], payload: bytes) -> None:
+        await self._sock.send_multipart([*envelope, payload])
+
+    def close(self) -> None:
+        self._sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def new_context() -> zmq.asyncio.Context:
+    return zmq.asyncio.Context(io_threads=1)
+
+
+def _unlink_stale(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # a socket of a dead run; run_dir's lock says it is ours
+
+
+class WorkerServer:
+    """The ROUTER that workers send batches to; commands go back to their identity."""
+
+    def __init__(self, context: zmq.asyncio.Context, path: str | Path) -> None:
+        self.path = Path(path)
+        _unlink_stale(self.path)
+        self._sock = context.socket(zmq.ROUTER)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, _WORKER_HARD_LIMIT)
+        self._sock.setsockopt(zmq.RCVHWM, _WORKER_RCVHWM)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.bind(endpoint(self.path))
+        # The same socket without the asyncio layer: pyzmq's awaitable recv costs ~20 us of
+        # Python per frame (a future, an events check), so waiting frames are taken directly.
+        self._direct: zmq.Socket[bytes] = zmq.Socket.shadow(self._sock.underlying)
+
+    async def recv_many(self, most: int) -> list[list[bytes]]:
+        """Wait for a message, then take what else is waiting, up to `most` in all."""
+        messages: list[list[bytes]] = [await self._sock.recv_multipart()]
+        try:
+            while len(messages) < most:
+                messages.append(self._direct.recv_multipart(zmq.DONTWAIT))
+        except zmq.Again:
+            pass
+        return messages
+
+    def send(self, identity: bytes, payload: bytes) -> bool:
+        """Queue a frame for one worker; False if it had to be dropped."""
+        return _sent(self._sock.send_multipart([identity, payload], zmq.DONTWAIT))
+
+    def close(self) -> None:
+        self._sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+class EventPublisher:
+    """PUB socket: [event name, msgpack payload] per event; subscribers filter by name."""
+
+    def __init__(self, context: zmq.asyncio.Context, path: str | Path) -> None:
+        self.path = Path(path)
+        _unlink_stale(self.path)
+        self._sock = context.socket(zmq.PUB)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.bind(endpoint(self.path))
+
+    def publish(self, topic: bytes, payload: bytes) -> None:
+        # A slow subscriber loses events; we never wait for it.
+        _sent(self._sock.send_multipart([topic, payload], zmq.DONTWAIT))
+
+    def close(self) -> None:
+        self._sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def _sent(done: object) -> bool:
+    """A DONTWAIT send on an asyncio socket returns a finished future: did it go out?"""
+    return cast("asyncio.Future[Any]", done).exception() is None
+
+
+Timeout = zmq.Again  # what a subscriber's recv raises when nothing came in time
+
+
+def subscribe(path: str | Path, timeout_s: float) -> zmq.Socket[bytes]:
+    """A SUB socket on the event stream (for `supervisor events`)."""
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, int(timeout_s * 1000))
+    sock.connect(endpoint(path))
+    return sock
+
+
+class AsyncDealer:
+    """A worker's end of the workers socket, for asyncio bots (the SDK's side).
+
+    Sends never block: `send` says False when libzmq's queue to the supervisor
+    is full, and the SDK keeps the batch.
+    """
+
+    def __init__(self, address: str) -> None:
+        self._context = zmq.asyncio.Context()
+        self._sock = _dealer(self._context, address)
+
+    def send(self, frame: bytes) -> bool:
+        return _sent(self._sock.send(frame, zmq.DONTWAIT))
+
+    async def recv(self) -> bytes:
+        frame: bytes = await self._sock.recv()
+        return frame
+
+    def close(self, linger_s: float = 0.0) -> None:
+        self._sock.close(linger=int(linger_s * 1000))
+        self._context.term()
+
+
+class SyncDealer:
+    """The same for sync bots: they read with `recv_nowait` and `poll`."""
+
+    def __init__(self, address: str) -> None:
+        self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self._sock = _dealer(self._context, address)
+
+    def send(self, frame: bytes) -> bool:
+        try:
+            self._sock.send(frame, zmq.DONTWAIT)
+        except zmq.Again:
+            return False
+        return True
+
+    def recv_nowait(self) -> bytes | None:
+        try:
+            frame: bytes = self._sock.recv(zmq.DONTWAIT)
+        except zmq.Again:
+            return None
+        return frame
+
+    def poll(self, timeout_s: float) -> bool:
+        """Wait up to timeout_s for something to read."""
+        return bool(self._sock.poll(int(timeout_s * 1000), zmq.POLLIN))
+
+    def close(self, linger_s: float = 0.0) -> None:
+        self._sock.close(linger=int(linger_s * 1000))
+        self._context.term()
+
+
+def _dealer(context: Any, address: str) -> Any:
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(address if "://" in address else endpoint(address))
+    return sock
