@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench lock clean
+.PHONY: install run test test-stress lint format bench lock clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The suite with a busy-looping process on every core: it must pass like this too.
+test-stress: install
+	$(BIN)/python tests/load.py $(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check supervisor bots tests bench
