@@ -85,6 +85,7 @@ def test_a_flood_rotates_with_every_line_kept_exactly_once(sup: Supervisor) -> N
             lambda slot=slot: all(
                 p.suffix == ".gz" for p in segment_files(logs / "flood", slot)[:-1]
             ),
+            timeout_s=60,
             what="compression",
         )
         files = segment_files(logs / "flood", slot)

@@ -154,14 +154,12 @@ def test_top_renders_in_a_pseudo_terminal(sup: Supervisor) -> None:
                                   "-c", str(sup.config_path)])  # fmt: skip
     screen = b""
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while screen.count(b"\x1b[2J") < 4 and time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if ready:
-                screen += os.read(fd, 65536)
+            screen += _read_some(fd)
     finally:
         os.kill(pid, signal.SIGINT)
-        os.waitpid(pid, 0)
+        _reap_draining(pid, fd)
         os.close(fd)
     assert screen.count(b"\x1b[2J") >= 4  # it keeps redrawing
     # The last frame may be cut off where we stopped reading: look at the one before it.
@@ -169,3 +167,24 @@ def test_top_renders_in_a_pseudo_terminal(sup: Supervisor) -> None:
     assert "workers 2  ready 2/2" in last
     assert "echo:0" in last
     assert "echo:1" in last
+
+
+def _read_some(fd: int) -> bytes:
+    """What the terminal has for us within half a second (b"" if nothing, or it closed)."""
+    ready, _, _ = select.select([fd], [], [], 0.5)
+    try:
+        return os.read(fd, 65536) if ready else b""
+    except OSError:  # EIO: the child closed the terminal
+        return b""
+
+
+def _reap_draining(pid: int, fd: int) -> None:
+    """Wait for the child, reading its terminal meanwhile: a child blocked writing to a full
+    terminal would never get to exit. SIGKILL after 30 s, so the wait stays bounded."""
+    deadline = time.monotonic() + 30
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return
+        _read_some(fd)
