@@ -42,8 +42,10 @@ def test_a_worker_cannot_speak_for_another_bots_slot() -> None:
     ]
     with capture_logs() as logs:
         channel.handle([b"worker-of-a", protocol.encode_batch(a.token, forged)])
-    assert a.ready and a.counters == {"sent": 5}
-    assert not b.ready and b.messages == 0 and b.identity is None
+    assert a.ready
+    assert a.counters == {"sent": 5}
+    assert not b.ready
+    assert (b.messages, b.identity) == (0, None)
     assert [e["event"] for e in logs] == ["worker_hello_mismatch"]
 
 
@@ -53,5 +55,6 @@ def test_a_frame_with_an_unknown_token_reaches_no_link() -> None:
     link = channel.open_link("a", 0)
     frame = protocol.encode_batch(os.urandom(protocol.TOKEN_BYTES), [[protocol.READY]])
     channel.handle([b"stranger", frame])
-    assert not link.ready and link.messages == 0
+    assert not link.ready
+    assert link.messages == 0
     assert channel.rejected == {"bad_token": 1}

@@ -17,7 +17,8 @@ def test_a_missing_socket_is_named_with_its_errno(
     assert reach.warn_unreachable(address)
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert address in err and "ENOENT" in err
+    assert address in err
+    assert "ENOENT" in err
 
 
 def test_a_reachable_socket_and_other_transports_say_nothing(
