@@ -22,6 +22,7 @@ from pathlib import Path
 import structlog
 
 from supervisor.config.process import ProcessSettings
+from supervisor.config.rundir import user_workers_path
 from supervisor.wire.transport import WorkerServer, endpoint
 
 log = structlog.get_logger("supervisor.endpoints")
@@ -56,10 +57,14 @@ class WorkerEndpoints:
     def _bind(self, uid: int, gid: int) -> str:
         os.chmod(self._run_dir, 0o711)  # traversal only: nothing in it can be listed
         self._root.mkdir(mode=0o711, exist_ok=True)
-        directory = self._root / f"{uid}-{gid}"
-        directory.mkdir(mode=0o700, exist_ok=True)
-        os.chown(directory, uid, gid)
+        path = Path(user_workers_path(self._run_dir, uid, gid))
+        directory = path.parent
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(mode=0o700)
+        # Ours until the socket is bound and given away: the user could otherwise swap the
+        # socket file for a symlink between bind and chown, and have root chown its target.
+        address = self._server.add_endpoint(path, uid, gid)
+        os.chown(directory, uid, gid, follow_symlinks=False)
         os.chmod(directory, 0o700)
-        address = self._server.add_endpoint(directory / _SOCKET_NAME, uid, gid)
         log.info("worker_endpoint_bound", uid=uid, gid=gid, endpoint=address)
         return address

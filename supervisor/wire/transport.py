@@ -113,7 +113,7 @@ class WorkerServer:
         extra = Path(path)
         _unlink_stale(extra)
         _bind_private(self._sock, extra)
-        os.chown(extra, uid, gid)
+        os.chown(extra, uid, gid, follow_symlinks=False)
         self._extra.append(extra)
         return endpoint(extra)
 
