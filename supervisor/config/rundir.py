@@ -36,7 +36,7 @@ def user_workers_path(run_dir: str | os.PathLike[str], uid: int, gid: int) -> st
 
 
 def socket_path_problem(path: str) -> str:
-    """ "" if a unix socket can live at path, else why not (sun_path is short)."""
+    """Empty if a unix socket can live at path, else why not (sun_path is short)."""
     size = len(os.fsencode(path))
     if size <= _MAX_SOCKET_PATH:
         return ""

@@ -182,3 +182,19 @@ def test_a_worker_whose_sdk_cannot_connect_says_why_and_status_shows_it(
     said = wait_until(complaint, what="the SDK to say it cannot connect")
     assert "EACCES" in said[0]["line"]
     assert worker(sup, "u")["sdk_connected"] is False
+
+
+def test_a_bot_of_another_user_added_by_a_reload_gets_its_endpoint(
+    sup: Supervisor, foreign: ForeignPython
+) -> None:
+    """The first bot of a user may come with a reload: its endpoint is bound then."""
+    sup.dir.chmod(0o755)
+    sup.configure(bot_table("u", foreign, FIRST, "tests.bots.sdk:main", "drain"))
+    sup.start()
+    wait_ready_with_metrics(sup, "u", "waiting_for_drain")
+    sup.configure(
+        bot_table("u", foreign, FIRST, "tests.bots.sdk:main", "drain")
+        + bot_table("v", foreign, SECOND, "tests.bots.sdk:sync_main", "")
+    )
+    assert sup.request("reload")["added"] == ["v"]
+    wait_ready_with_metrics(sup, "v", "ticks")
