@@ -231,6 +231,7 @@ def _parse(raw: dict[str, Any], path: Path, problems: list[str]) -> Config | Non
         if bot is not None:
             bots[name] = bot
     bots = _in_start_order(bots, problems)
+    _check_user_sockets(settings.run_dir, bots, problems)
     plugins = _parse_plugins(top.sub("plugins"), {"environment": settings.environment})
     top.finish()
     if problems:
@@ -396,6 +397,16 @@ def _executable_exists(program: str, cwd: Path, env: Mapping[str, str]) -> bool:
 
 
 # ---------------------------------------------------------------- start order
+
+
+def _check_user_sockets(run_dir: Path, bots: dict[str, BotConfig], problems: list[str]) -> None:
+    """Bots of another user get a socket deeper in run_dir: it must fit in sun_path too."""
+    for bot in bots.values():
+        uid, gid = bot.process.uid, bot.process.gid
+        if uid is not None and uid != os.geteuid():
+            path = rundir.user_workers_path(run_dir, uid, os.getegid() if gid is None else gid)
+            if problem := rundir.socket_path_problem(path):
+                problems.append(f"bots.{bot.name}.user: {problem}; choose a shorter run_dir")
 
 
 def _names(value: Any) -> tuple[str, ...]:

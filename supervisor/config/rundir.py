@@ -30,6 +30,19 @@ def control_path(run_dir: str | os.PathLike[str]) -> str:
     return os.path.join(run_dir, "control")
 
 
+def user_workers_path(run_dir: str | os.PathLike[str], uid: int, gid: int) -> str:
+    """The workers socket of bots that run as uid:gid (daemon/endpoints.py binds it)."""
+    return os.path.join(run_dir, "workers.d", f"{uid}-{gid}", "workers")
+
+
+def socket_path_problem(path: str) -> str:
+    """Empty if a unix socket can live at path, else why not (sun_path is short)."""
+    size = len(os.fsencode(path))
+    if size <= _MAX_SOCKET_PATH:
+        return ""
+    return f"{path} is too long for a unix socket ({size} bytes, at most {_MAX_SOCKET_PATH})"
+
+
 def load_run_dir(path: str) -> str:
     """Only `supervisor.run_dir` of the config file, checked."""
     raw = read_toml(path)

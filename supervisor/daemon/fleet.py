@@ -22,6 +22,7 @@ import anyio.lowlevel
 import structlog
 
 from supervisor.config.model import BotConfig, Readiness, SpawnMode
+from supervisor.config.process import ProcessSettings
 from supervisor.daemon.channel import Channel, WorkerLink
 from supervisor.daemon.events import Events
 from supervisor.daemon.helpers.handles import ForkServer, Guardian
@@ -53,6 +54,8 @@ class FleetContext:
     base_env: dict[str, str]
     changed: Callable[[], None]  # the set of live process groups changed
     logs: LogWriter | None = None  # worker output to files under run_dir/logs
+    # The workers socket's address for a bot's user (bots of other users get their own).
+    worker_endpoint: Callable[[ProcessSettings], str] | None = None
 
 
 class Bot:
@@ -92,6 +95,8 @@ class Bot:
                 "SUPERVISOR_STOP_SIGNAL": str(int(spec.stop_signal)),
             }
         )
+        if self._ctx.worker_endpoint is not None:
+            self._env["SUPERVISOR_WORKERS"] = self._ctx.worker_endpoint(spec.process)
         self._env.setdefault("PYTHONUNBUFFERED", "1")  # print() reaches the log at once
         self._limits = health.Limits(
             spec.ready_after_s, spec.ready_timeout_s, spec.heartbeat_timeout_s
@@ -283,7 +288,8 @@ class Bot:
         """One worker speaks the SDK: with readiness "auto", the bot's next ones are waited for."""
         self._speaks_sdk = True
 
-    def _expects_sdk(self, link: WorkerLink) -> bool:
+    def expects_sdk(self, link: WorkerLink) -> bool:
+        """Is this worker's readiness the SDK's to tell (so it must connect)?"""
         if link.said_hello or self.spec.readiness is Readiness.SDK:
             return True
         return self.spec.readiness is Readiness.AUTO and self._speaks_sdk
@@ -411,15 +417,17 @@ class Bot:
         link, child = slot.link, slot.child
         if link is None or child is None or not slot.alive or slot.stopping or slot.condemned:
             return
-        if link.ready and not self._expects_sdk(link):
+        if link.ready and not self.expects_sdk(link):
             return  # ready without the SDK: nothing can change (health.check would say WAIT)
         seen = health.Seen(
-            link.started_at, self._expects_sdk(link), link.ready, link.ready_at, link.last_heartbeat
+            link.started_at, self.expects_sdk(link), link.ready, link.ready_at, link.last_heartbeat
         )
         verdict, reason = health.check(self._limits, seen, now)
         if verdict is health.Verdict.READY:
             link.mark_ready(now)
         elif verdict is not health.Verdict.WAIT:
+            if link.messages == 0:
+                reason += " (its SDK never connected: see the worker's stderr)"
             self._condemn(slot, child, reason)
 
     async def _ready_in_due_time(self, slot: Slot, link: WorkerLink) -> None:

@@ -63,7 +63,9 @@ class LogWriter:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.root.mkdir(mode=0o750, exist_ok=True)
+        # The supervisor's user only (workers of other users must not read each other's).
+        self.root.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.root, 0o700)  # an earlier version made it 0750
         for target, name in ((self._write_loop, "log-writer"), (self._chore_loop, "log-chores")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -298,7 +300,7 @@ class WorkerLog:
     def _open_first(self) -> None:
         """Go on in the last segment of an earlier run if it has room, else start the next.
         A line that run left unfinished (killed mid-write) is ended, not joined to ours."""
-        self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         segments = list_segments(os.listdir(self.directory)).get(self.slot, [])
         last = segments[-1] if segments else None
         if last is None:
@@ -321,7 +323,7 @@ class WorkerLog:
 
     def _open_segment(self) -> None:
         path = self.directory / segment_name(self.slot, self._seq)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._size = os.fstat(self._fd).st_size
         link = self.directory / live_link(self.slot)
         tmp = self.directory / f".{live_link(self.slot)}.tmp"
@@ -368,6 +370,6 @@ def compress(path: Path) -> None:
     tmp = path.with_name(f".{path.name}.gz.tmp")
     with open(path, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
-    os.chmod(tmp, 0o640)
+    os.chmod(tmp, 0o600)
     os.replace(tmp, path.with_name(path.name + ".gz"))
     os.unlink(path)

@@ -37,6 +37,7 @@ from supervisor.daemon import sdnotify, state
 from supervisor.daemon.autoscaler import Autoscaler
 from supervisor.daemon.channel import Channel
 from supervisor.daemon.commands import Commands
+from supervisor.daemon.endpoints import WorkerEndpoints
 from supervisor.daemon.events import Events
 from supervisor.daemon.fleet import Bot, FleetContext, base_env
 from supervisor.daemon.helpers import guardian
@@ -129,9 +130,10 @@ class Supervisor:
             sockets += [control, workers, publisher]
             self.events.bind(publisher)
             self.channel = Channel(workers, self.events)
+            endpoints = WorkerEndpoints(self.run_dir, workers)
             async with anyio.create_task_group() as tg:
                 self._tg = tg
-                self._build_fleet(tg, self.channel)
+                self._build_fleet(tg, self.channel, endpoints)
                 tg.start_soon(self._serve_control, control, tg)
                 tg.start_soon(self.channel.run)
                 tg.start_soon(self._watchdog)
@@ -205,13 +207,15 @@ class Supervisor:
             if ended:
                 log.warning("leftovers_ended", groups=ended)
 
-    def _build_fleet(self, tg: anyio.abc.TaskGroup, channel: Channel) -> None:
+    def _build_fleet(
+        self, tg: anyio.abc.TaskGroup, channel: Channel, endpoints: WorkerEndpoints
+    ) -> None:
         env = base_env(
             {
                 "SUPERVISOR_PID": str(os.getpid()),
                 "SUPERVISOR_RUN_DIR": str(self.run_dir),
                 "SUPERVISOR_CONTROL": endpoint(control_path(self.run_dir)),
-                "SUPERVISOR_WORKERS": endpoint(self.run_dir / "workers"),
+                "SUPERVISOR_WORKERS": endpoints.main,  # bots of other users: their own
                 "SUPERVISOR_EVENTS": endpoint(self.run_dir / "events"),
             }
         )
@@ -227,6 +231,7 @@ class Supervisor:
             base_env=env,
             changed=self.mark_dirty,
             logs=self.logs,
+            worker_endpoint=endpoints.for_process,
         )
         for spec in self.config.bots.values():  # in start order: dependencies first
             self._add_bot(spec)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from supervisor.daemon.autoscaler import Autoscaler
+    from supervisor.daemon.channel import WorkerLink
     from supervisor.daemon.fleet import Bot
     from supervisor.daemon.slots import Slot
 
@@ -65,6 +66,7 @@ def _worker_status(bot: Bot, slot: Slot, now: float) -> dict[str, Any]:
         "state": bot.worker_state(slot, now).value,
         "ready": slot.ready,
         "sdk": bool(link and link.said_hello),
+        "sdk_connected": _sdk_connected(bot, link),
         "uptime_s": round(child.uptime_s(now), 3) if child else 0.0,
         "restarts": slot.restarts,
         "unresponsive": slot.unresponsive,
@@ -75,3 +77,13 @@ def _worker_status(bot: Bot, slot: Slot, now: float) -> dict[str, Any]:
         "dropped": link.dropped if link else 0,
         "metrics": link.metrics() if link else {},
     }
+
+
+def _sdk_connected(bot: Bot, link: WorkerLink | None) -> bool | None:
+    """True once a frame of the worker's SDK arrived; False while one is awaited in vain
+    (readiness by the SDK, none yet: see the worker's stderr); None if none is expected."""
+    if link is None:
+        return None
+    if link.messages:
+        return True
+    return False if bot.expects_sdk(link) else None

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from supervisor import __version__
 from supervisor.errors import ProtocolError
 from supervisor.sdk.link import Settings
+from supervisor.sdk.reach import warn_unreachable
 from supervisor.wire import protocol
 from supervisor.wire.transport import AsyncDealer, SyncDealer
 
@@ -327,6 +328,7 @@ class AsyncWorker(_Link):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
+        warn_unreachable(settings.address)
         self._dealer = AsyncDealer(settings.address)
         self._queue: asyncio.Queue[Control] = asyncio.Queue(_CONTROL_QUEUE)
         self._iterating = 0
@@ -455,6 +457,7 @@ class SyncWorker(_Link):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
+        warn_unreachable(settings.address)
         self._dealer = SyncDealer(settings.address)
         self._next_beat = 0.0
         self._db: SyncPoolClient | None = None

@@ -4,17 +4,23 @@
     workers   ROUTER  ipc://RUN_DIR/workers   batches from workers (DEALERs), commands back
     events    PUB     ipc://RUN_DIR/events    fleet events for `supervisor events` and plugins
 
-Endpoints are unix sockets inside `run_dir`, which is mode 0700, so only
-the owner can connect. libzmq closes the connection of a peer that sends a
-frame far over the size limit; smaller oversize frames reach the loop and
-are counted there. Sends never block the loop: a reply to a worker that is
-not reading is dropped.
+Endpoints are unix sockets inside `run_dir`. Each is bound under umask 077,
+so its file is 0600 from the start (connecting needs write access to it):
+only the supervisor's user (and root) can connect, even when `run_dir` is
+0711 for bots that run as another user. Those reach the workers ROUTER
+through extra endpoints (`WorkerServer.add_endpoint`), one per user, in a
+directory of that user's own (daemon/endpoints.py).
+
+libzmq closes the connection of a peer that sends a frame far over the size
+limit; smaller oversize frames reach the loop and are counted there. Sends
+never block the loop: a reply to a worker that is not reading is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from pathlib import Path
 from typing import Any, cast
 
@@ -42,7 +48,7 @@ class ControlServer:
         self._sock = context.socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_FRAME_BYTES)
         self._sock.setsockopt(zmq.LINGER, _CLOSE_LINGER_MS)
-        self._sock.bind(endpoint(path))
+        _bind_private(self._sock, self.path)
 
     async def recv(self) -> tuple[list[bytes], bytes]:
         """The next request: (envelope to reply to, payload)."""
@@ -56,6 +62,15 @@ class ControlServer:
         self._sock.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+def _bind_private(sock: Any, path: Path) -> None:
+    """Bind an ipc endpoint whose socket file is 0600 from its first moment (no race)."""
+    previous = os.umask(0o077)
+    try:
+        sock.bind(endpoint(path))
+    finally:
+        os.umask(previous)
 
 
 def new_context() -> zmq.asyncio.Context:
@@ -77,7 +92,8 @@ class WorkerServer:
         self._sock.setsockopt(zmq.MAXMSGSIZE, _WORKER_HARD_LIMIT)
         self._sock.setsockopt(zmq.RCVHWM, _WORKER_RCVHWM)
         self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.bind(endpoint(self.path))
+        _bind_private(self._sock, self.path)
+        self._extra: list[Path] = []
         # The same socket without the asyncio layer: pyzmq's awaitable recv costs ~20 us of
         # Python per frame (a future, an events check), so waiting frames are taken directly.
         self._direct: zmq.Socket[bytes] = zmq.Socket.shadow(self._sock.underlying)
@@ -92,14 +108,24 @@ class WorkerServer:
             pass
         return messages
 
+    def add_endpoint(self, path: str | Path, uid: int, gid: int) -> str:
+        """Bind the same ROUTER at path too, its socket file owned by uid:gid (mode 0600)."""
+        extra = Path(path)
+        _unlink_stale(extra)
+        _bind_private(self._sock, extra)
+        os.chown(extra, uid, gid, follow_symlinks=False)
+        self._extra.append(extra)
+        return endpoint(extra)
+
     def send(self, identity: bytes, payload: bytes) -> bool:
         """Queue a frame for one worker; False if it had to be dropped."""
         return _sent(self._sock.send_multipart([identity, payload], zmq.DONTWAIT))
 
     def close(self) -> None:
         self._sock.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        for path in (self.path, *self._extra):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 class EventPublisher:
@@ -110,7 +136,7 @@ class EventPublisher:
         _unlink_stale(self.path)
         self._sock = context.socket(zmq.PUB)
         self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.bind(endpoint(self.path))
+        _bind_private(self._sock, self.path)
 
     def publish(self, topic: bytes, payload: bytes) -> None:
         # A slow subscriber loses events; we never wait for it.

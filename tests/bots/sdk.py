@@ -30,6 +30,8 @@ async def main() -> None:
                     w.gauge("colour_is_green", 1 if w.config.get("colour") == "green" else 0)
                     w.flush()
         elif mode == "drain":
+            w.gauge("waiting_for_drain", 1)
+            w.flush()
             async for control in w.control():
                 if control.kind == "drain":
                     w.log("info", "draining")
@@ -38,11 +40,12 @@ async def main() -> None:
 
 
 def sync_main() -> None:
+    """Ticks (a gauge) until the supervisor asks it to drain, then ends."""
     with Worker.connect_sync() as w:
         w.ready()
         w.gauge("ticks", 0)
         ticks = 0
-        while True:
+        while not w.draining:
             time.sleep(0.02)
             ticks += 1
             w.gauge("ticks", ticks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -340,3 +341,16 @@ def test_a_config_reached_through_a_symlink_keeps_the_links_path(tmp_path: Path)
     assert cfg.bots["a"].cwd == mount
     assert cfg.supervisor.run_dir == mount / ".supervisor"
     assert rundir.load_run_dir(str(mount / "supervisor.toml")) == str(mount / ".supervisor")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="user = ... needs root")
+def test_a_run_dir_too_long_for_another_users_socket_is_named(tmp_path: Path) -> None:
+    """Fine for our own sockets, too long for run_dir/workers.d/UID-GID/workers: said at load."""
+    run_dir = "/tmp/" + "d" * 80  # 93 bytes with /workers; 115 with nobody's socket
+    text = f'[supervisor]\nrun_dir = "{run_dir}"\n[bots.u]\ncommand = ["true"]\nuser = "nobody"\n'
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, text))
+    assert caught.value.problems == [
+        f"bots.u.user: {run_dir}/workers.d/65534-65534/workers is too long for a unix socket "
+        "(115 bytes, at most 107); choose a shorter run_dir"
+    ]
