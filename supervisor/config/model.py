@@ -149,6 +149,7 @@ class BotConfig:
     process: ProcessSettings = field(default_factory=ProcessSettings)  # user, umask, rlimits
     max_memory_mb: float = 0.0  # a worker above this RSS is restarted; 0: no limit
     logs: LogSettings = field(default_factory=LogSettings)  # its output on disk (logconf.py)
+    fail_bot_at: float = 1.0  # the bot fails once this share of its slots crash-looped
 
     @property
     def heartbeat_interval_s(self) -> float:
@@ -344,6 +345,7 @@ def _parse_bot(name: str, table: Table, base: Path, logs: LogSettings) -> BotCon
         process=_take_process(table),
         max_memory_mb=table.take("max_memory_mb", number(minimum=0.0), 0.0),
         logs=take_log_settings(table, logs),
+        fail_bot_at=table.take("fail_bot_at", _share, 1.0),
     )
     table.finish()
     return bot if len(table.problems) == start else None
@@ -396,6 +398,13 @@ def _executable_exists(program: str, cwd: Path, env: Mapping[str, str]) -> bool:
 
 
 # ---------------------------------------------------------------- start order
+
+
+def _share(value: Any) -> float:
+    share = number(0.0, 1.0)(value)
+    if share == 0.0:
+        raise BadValue("expected a share of the slots above 0 and at most 1 (1.0: all), got 0")
+    return share
 
 
 def _names(value: Any) -> tuple[str, ...]:

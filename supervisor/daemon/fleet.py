@@ -360,8 +360,20 @@ class Bot:
                 "worker_stayed_down", bot=self.name, worker=slot.index, reason=decision.reason
             )
         else:
-            slot.restart_at = None
-            self.failure = f"worker {slot.index} {decision.reason}"
+            self._fail_slot(slot, decision.reason)
+
+    def _fail_slot(self, slot: Slot, reason: str) -> None:
+        """A crash-looping slot stays down on its own; enough of them fail the bot."""
+        slot.restart_at = None
+        slot.failure = reason
+        self._ctx.events.emit(
+            "worker_failed", "error", bot=self.name, worker=slot.index, reason=reason
+        )
+        failed = sum(1 for s in self.slots.values() if s.failure and s.index < self.target)
+        if self.failure is None and restart.breaker_tripped(
+            failed, self.target, self.spec.fail_bot_at
+        ):
+            self.failure = f"{failed} of {self.target} workers failed; worker {slot.index} {reason}"
             self._ctx.events.emit("bot_failed", "error", bot=self.name, reason=self.failure)
 
     async def _end_leftovers(self, child: Child) -> None:
@@ -459,10 +471,13 @@ class Bot:
             self.stopped, self.failure = False, None
         slots = [self._slot(worker)] if worker is not None else list(self.slots.values())
         for slot in slots:
-            slot.held = False
+            slot.held, slot.failure = False, ""
             slot.history = restart.History()
             if not slot.alive and slot.restart_at is None:
                 slot.restart_at = 0.0
+        failed = sum(1 for s in self.slots.values() if s.failure and s.index < self.target)
+        if not restart.breaker_tripped(failed, self.target, self.spec.fail_bot_at):
+            self.failure = None  # a revived slot can un-trip the breaker
         await self.settle()
 
     async def restart(self, worker: int | None = None) -> None:

@@ -68,6 +68,7 @@ def _worker_status(bot: Bot, slot: Slot, now: float) -> dict[str, Any]:
         "uptime_s": round(child.uptime_s(now), 3) if child else 0.0,
         "restarts": slot.restarts,
         "unresponsive": slot.unresponsive,
+        "failure": slot.failure or None,
         "cpu_percent": round(cpu, 1),
         "rss_bytes": rss,
         "heartbeat_age_s": round(now - beat, 3) if beat is not None else None,

@@ -146,6 +146,14 @@ BAD_CONFIGS = [
     ),
     ("[bots.echo]\nworkers = 1\n", 'bots.echo: needs "command" (an argv list) or "module"'),
     (
+        '[bots.echo]\ncommand = ["true"]\nfail_bot_at = 0\n',
+        "bots.echo.fail_bot_at: expected a share of the slots above 0 and at most 1",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nfail_bot_at = 1.5\n',
+        "bots.echo.fail_bot_at: expected a number",
+    ),
+    (
         '[bots.echo]\ncommand = ["true"]\nmodule = "a.b"\n',
         'bots.echo: give "command" or "module", not both',
     ),
