@@ -42,6 +42,7 @@ from supervisor.config.fields import (
     string,
 )
 from supervisor.config.logs import LogSettings, take_log_settings
+from supervisor.config.needs import Need, take_needs
 from supervisor.config.process import ProcessSettings
 from supervisor.config.scale import parse_scale
 from supervisor.errors import ConfigError
@@ -150,6 +151,8 @@ class BotConfig:
     max_memory_mb: float = 0.0  # a worker above this RSS is restarted; 0: no limit
     logs: LogSettings = field(default_factory=LogSettings)  # its output on disk (logconf.py)
     fail_bot_at: float = 1.0  # the bot fails once this share of its slots crash-looped
+    needs: tuple[Need, ...] = ()  # services checked by the supervisor (config/needs.py)
+    on_dependency_restart: str = "ignore"  # "restart": follow a depends_on bot's restart
 
     @property
     def heartbeat_interval_s(self) -> float:
@@ -346,6 +349,10 @@ def _parse_bot(name: str, table: Table, base: Path, logs: LogSettings) -> BotCon
         max_memory_mb=table.take("max_memory_mb", number(minimum=0.0), 0.0),
         logs=take_log_settings(table, logs),
         fail_bot_at=table.take("fail_bot_at", _share, 1.0),
+        needs=take_needs(table),
+        on_dependency_restart=table.take(
+            "on_dependency_restart", choice("ignore", "restart"), "ignore"
+        ),
     )
     table.finish()
     return bot if len(table.problems) == start else None

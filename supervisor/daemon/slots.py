@@ -65,6 +65,7 @@ class Slot:
     restarts: int = 0
     unresponsive: int = 0  # watchdog kills
     failure: str = ""  # why it crash-looped and stays down ("" while it may restart)
+    held_exit: tuple[restart.Exit, float] | None = None  # (exit, uptime_s) until needs checked
     history: restart.History = field(default_factory=restart.History)
 
     @property

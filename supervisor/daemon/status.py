@@ -49,7 +49,7 @@ def bot_status(bot: Bot, now: float) -> dict[str, Any]:
         "uptime_s": round(now - bot.started_at, 3) if bot.started_at else 0.0,
         "failure": bot.failure,
         "depends_on": list(bot.spec.depends_on),
-        "waiting_for": list(bot.waiting_for),
+        "waiting_for": [*bot.waiting_for, *bot.needs_down],
         "workers": [_worker_status(bot, s, now) for s in slots],
     }
 
