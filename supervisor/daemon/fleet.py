@@ -29,6 +29,7 @@ from supervisor.daemon.helpers.handles import ForkServer, Guardian
 from supervisor.daemon.logfiles import LogWriter
 from supervisor.daemon.output import LineReader
 from supervisor.daemon.process import Child, Reaper, end_group
+from supervisor.daemon.propagation import restart_followers
 from supervisor.daemon.slots import BotState, Slot, WorkerState, bot_state, worker_state
 from supervisor.policy import dependency_gate, health, reconcile, restart
 from supervisor.wire import protocol
@@ -75,6 +76,8 @@ class Bot:
         self._spawns_done = anyio.Event()
         self._rng = random.Random()
         self.dependencies: list[Bot] = []  # set by the supervisor, from spec.depends_on
+        self.dependents: list[Bot] = []  # the bots whose depends_on names this one
+        self._full_set_at: float | None = None  # the newest start of the last full set
         self.waiting_for: list[str] = []
         self._roll_lock = anyio.Lock()
         self._env: dict[str, str] = {}
@@ -285,8 +288,20 @@ class Bot:
         self._read_output(slot, child)
         self._ctx.changed()
         self._ctx.events.emit("worker_spawned", bot=self.name, worker=slot.index, pid=child.pid)
+        self._note_full_set()
         if slot.link is not None and self.spec.readiness is not Readiness.SDK:
             self._ctx.task_group.start_soon(self._ready_in_due_time, slot, slot.link)
+
+    def _note_full_set(self) -> None:
+        """Every desired worker replaced since the last full set: the bot restarted."""
+        live = [s.child for s in self.slots.values() if s.index < self.target and s.alive]
+        starts = [c.started_at for c in live if c is not None]
+        if not starts or len(starts) < self.target:
+            return
+        restarted = self._full_set_at is not None and min(starts) > self._full_set_at
+        self._full_set_at = max(starts)
+        if restarted:
+            self._ctx.task_group.start_soon(restart_followers, self, self._ctx.events)
 
     def _on_ready(self, slot: Slot, link: WorkerLink) -> None:
         pid = slot.child.pid if slot.child else None
