@@ -88,7 +88,8 @@ class Bot:
     def update_spec(self, spec: BotConfig) -> None:
         """A new spec (a reload): it applies to the workers started from now on."""
         self.spec = spec
-        self._needs.needs = spec.needs
+        if self._needs.needs != spec.needs:  # a reload: what was down may be needed no more
+            self._needs.needs, self._needs.gate = spec.needs, dependency_gate.Gate()
         self._env = (
             self._ctx.base_env
             | dict(spec.env)
