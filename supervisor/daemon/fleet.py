@@ -31,7 +31,7 @@ from supervisor.daemon.output import LineReader
 from supervisor.daemon.process import Child, Reaper, end_group
 from supervisor.daemon.propagation import restart_followers
 from supervisor.daemon.slots import BotState, Slot, WorkerState, bot_state, worker_state
-from supervisor.policy import dependency_gate, health, reconcile, restart
+from supervisor.policy import dependency_gate, health, propagation, reconcile, restart
 from supervisor.wire import protocol
 
 log = structlog.get_logger("supervisor.fleet")
@@ -297,10 +297,7 @@ class Bot:
         """Every desired worker replaced since the last full set: the bot restarted."""
         live = [s.child for s in self.slots.values() if s.index < self.target and s.alive]
         starts = [c.started_at for c in live if c is not None]
-        if not starts or len(starts) < self.target:
-            return
-        restarted = self._full_set_at is not None and min(starts) > self._full_set_at
-        self._full_set_at = max(starts)
+        restarted, self._full_set_at = propagation.full_set(starts, self.target, self._full_set_at)
         if restarted:
             self._ctx.task_group.start_soon(restart_followers, self, self._ctx.events)
 

@@ -54,3 +54,20 @@ def test_restart_propagates_in_depends_on_order(sup: Supervisor) -> None:
     assert moved("base")
     assert moved("middle")
     assert sup.pids("bystander") == before["bystander"]
+
+
+def test_rolling_restart_propagates(sup: Supervisor) -> None:
+    """restart --rolling base replaces its workers one by one: middle still follows."""
+    sup.configure(CHAIN)
+    sup.start()
+    middle = sup.wait_running("middle", 1)
+    sup.wait_running("top", 1)
+    rolled = sup.cli("restart", "base", "--rolling")
+    assert rolled.returncode == 0, rolled.stderr
+    wait_until(
+        lambda: (p := sup.pids("middle")) and p != middle and sup.bot("top")["state"] == "running",
+        what="middle to follow base",
+    )
+    assert ("middle", "base") in [
+        (e["bot"], e["depends_on"]) for e in sup.events("restart_propagated")
+    ]
