@@ -327,6 +327,8 @@ def format_status(result: dict[str, Any]) -> str:
                 size(w["rss_bytes"]) if alive else "-",
                 _metrics(w.get("metrics", {})),
             ])  # fmt: skip
+            if w.get("failure"):
+                notes.setdefault(len(rows) - 1, []).append(f"failed: {w['failure']}")
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for index, r in enumerate(rows):

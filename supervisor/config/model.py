@@ -42,6 +42,7 @@ from supervisor.config.fields import (
     string,
 )
 from supervisor.config.logs import LogSettings, take_log_settings
+from supervisor.config.needs import Need, take_needs
 from supervisor.config.process import ProcessSettings
 from supervisor.config.scale import parse_scale
 from supervisor.errors import ConfigError
@@ -149,6 +150,9 @@ class BotConfig:
     process: ProcessSettings = field(default_factory=ProcessSettings)  # user, umask, rlimits
     max_memory_mb: float = 0.0  # a worker above this RSS is restarted; 0: no limit
     logs: LogSettings = field(default_factory=LogSettings)  # its output on disk (logconf.py)
+    fail_bot_at: float = 1.0  # the bot fails once this share of its slots crash-looped
+    needs: tuple[Need, ...] = ()  # services checked by the supervisor (config/needs.py)
+    on_dependency_restart: str = "ignore"  # "restart": follow a depends_on bot's restart
 
     @property
     def heartbeat_interval_s(self) -> float:
@@ -345,6 +349,11 @@ def _parse_bot(name: str, table: Table, base: Path, logs: LogSettings) -> BotCon
         process=_take_process(table),
         max_memory_mb=table.take("max_memory_mb", number(minimum=0.0), 0.0),
         logs=take_log_settings(table, logs),
+        fail_bot_at=table.take("fail_bot_at", _share, 1.0),
+        needs=take_needs(table),
+        on_dependency_restart=table.take(
+            "on_dependency_restart", choice("ignore", "restart"), "ignore"
+        ),
     )
     table.finish()
     return bot if len(table.problems) == start else None
@@ -407,6 +416,13 @@ def _check_user_sockets(run_dir: Path, bots: dict[str, BotConfig], problems: lis
             path = rundir.user_workers_path(run_dir, uid, os.getegid() if gid is None else gid)
             if problem := rundir.socket_path_problem(path):
                 problems.append(f"bots.{bot.name}.user: {problem}; choose a shorter run_dir")
+
+
+def _share(value: Any) -> float:
+    share = number(0.0, 1.0)(value)
+    if share == 0.0:
+        raise BadValue("expected a share of the slots above 0 and at most 1 (1.0: all), got 0")
+    return share
 
 
 def _names(value: Any) -> tuple[str, ...]:

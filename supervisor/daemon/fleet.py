@@ -24,13 +24,15 @@ import structlog
 from supervisor.config.model import BotConfig, Readiness, SpawnMode
 from supervisor.config.process import ProcessSettings
 from supervisor.daemon.channel import Channel, WorkerLink
+from supervisor.daemon.dependencies import NeedsWatch
 from supervisor.daemon.events import Events
 from supervisor.daemon.helpers.handles import ForkServer, Guardian
 from supervisor.daemon.logfiles import LogWriter
 from supervisor.daemon.output import LineReader
 from supervisor.daemon.process import Child, Reaper, end_group
+from supervisor.daemon.propagation import restart_followers
 from supervisor.daemon.slots import BotState, Slot, WorkerState, bot_state, worker_state
-from supervisor.policy import health, reconcile, restart
+from supervisor.policy import dependency_gate, health, propagation, reconcile, restart
 from supervisor.wire import protocol
 
 log = structlog.get_logger("supervisor.fleet")
@@ -77,15 +79,20 @@ class Bot:
         self._spawns_done = anyio.Event()
         self._rng = random.Random()
         self.dependencies: list[Bot] = []  # set by the supervisor, from spec.depends_on
+        self.dependents: list[Bot] = []  # the bots whose depends_on names this one
+        self._full_set_at: float | None = None  # the newest start of the last full set
         self.waiting_for: list[str] = []
         self._roll_lock = anyio.Lock()
         self._env: dict[str, str] = {}
         self._limits = health.Limits(0, 0, 0)
+        self._needs = NeedsWatch(spec.name, spec.needs, ctx.events, self._on_needs_checked)
         self.update_spec(spec)
 
     def update_spec(self, spec: BotConfig) -> None:
         """A new spec (a reload): it applies to the workers started from now on."""
         self.spec = spec
+        if self._needs.needs != spec.needs:  # a reload: what was down may be needed no more
+            self._needs.needs, self._needs.gate = spec.needs, dependency_gate.Gate()
         self._env = (
             self._ctx.base_env
             | dict(spec.env)
@@ -136,15 +143,21 @@ class Bot:
     def ready(self) -> int:
         return sum(1 for s in self.slots.values() if s.ready)
 
+    @property
+    def needs_down(self) -> list[str]:
+        """The bot's `needs` that did not answer the last check."""
+        return list(self._needs.gate.down)
+
     def state(self) -> BotState:
-        if self.waiting_for and not (self.stopped or self.halted):
+        if (self.waiting_for or self._needs.gate.down) and not (self.stopped or self.halted):
             return BotState.WAITING
         return bot_state(self.slots.values(), self.target, self.stopped, self.failure is not None)
 
     @property
     def up(self) -> bool:
         """Every desired worker is ready: what a bot that depends on this one waits for."""
-        return not self.waiting_for and self.ready >= self.target and not self.stopped
+        waiting = self.waiting_for or self._needs.gate.down
+        return not waiting and self.ready >= self.target and not self.stopped
 
     def worker_state(self, slot: Slot, now: float) -> WorkerState:
         return worker_state(slot, now, self.stopped, self.failure is not None)
@@ -165,6 +178,13 @@ class Bot:
 
     async def run(self) -> None:
         await self._wait_for_dependencies()
+        if self.spec.needs:
+            await self._needs.check_now()  # a bot whose Redis is down waits, never starts
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._needs.run)
+            await self._reconcile_forever()
+
+    async def _reconcile_forever(self) -> None:
         while True:
             done, self._next_pass = self._next_pass, anyio.Event()
             await self._reconcile()
@@ -186,7 +206,7 @@ class Bot:
 
     async def _reconcile(self) -> None:
         """Start the slots the plan names, then stop or forget those above the target."""
-        blocked = self.failure is not None or self.halted
+        blocked = self.failure is not None or self.halted or bool(self._needs.gate.down)
         due = reconcile.to_spawn(self.slots, self.target, time.monotonic(), blocked)
         for spawned, index in enumerate(due, start=1):
             if index >= self.target:  # scaled down while we let the loop breathe
@@ -274,8 +294,17 @@ class Bot:
         self._read_output(slot, child)
         self._ctx.changed()
         self._ctx.events.emit("worker_spawned", bot=self.name, worker=slot.index, pid=child.pid)
+        self._note_full_set()
         if slot.link is not None and self.spec.readiness is not Readiness.SDK:
             self._ctx.task_group.start_soon(self._ready_in_due_time, slot, slot.link)
+
+    def _note_full_set(self) -> None:
+        """Every desired worker replaced since the last full set: the bot restarted."""
+        live = [s.child for s in self.slots.values() if s.index < self.target and s.alive]
+        starts = [c.started_at for c in live if c is not None]
+        restarted, self._full_set_at = propagation.full_set(starts, self.target, self._full_set_at)
+        if restarted:
+            self._ctx.task_group.start_soon(restart_followers, self, self._ctx.events)
 
     def _on_ready(self, slot: Slot, link: WorkerLink) -> None:
         pid = slot.child.pid if slot.child else None
@@ -335,8 +364,33 @@ class Bot:
             slot.restart_at = 0.0  # the stop task decides; a respawn is fine if still wanted
         else:
             self._ctx.task_group.start_soon(self._end_leftovers, child)
-            self._decide(slot, status, uptime_s)
+            self._gate_exit(slot, status, uptime_s)
         self.poke()
+
+    def _gate_exit(self, slot: Slot, status: restart.Exit, uptime_s: float) -> None:
+        """Count the exit, hold it while a need is down, or ask the needs first."""
+        verdict = dependency_gate.on_exit(self._needs.gate, bool(self.spec.needs))
+        if verdict is dependency_gate.OnExit.COUNT:
+            self._decide(slot, status, uptime_s)
+        elif verdict is dependency_gate.OnExit.HOLD:
+            slot.restart_at = 0.0  # not counted; due once the gate opens
+        else:
+            slot.restart_at, slot.held_exit = None, (status, uptime_s)
+            self._needs.ask()
+
+    def _on_needs_checked(self, seen: dependency_gate.Observed) -> None:
+        """A round of checks: held exits are counted if all answered, else forgotten."""
+        for slot in self.slots.values():
+            if slot.held_exit is None:
+                continue
+            (status, uptime_s), slot.held_exit = slot.held_exit, None
+            if seen.gate.down:
+                slot.restart_at = 0.0
+            else:
+                self._decide(slot, status, uptime_s)
+        if seen.went_down:
+            self._ctx.events.emit("bot_waiting", bot=self.name, needs=list(seen.gate.down))
+        self.poke()  # on resume, every held slot is due: they start together
 
     def _decide(self, slot: Slot, status: restart.Exit, uptime_s: float) -> None:
         now = time.monotonic()
@@ -366,8 +420,20 @@ class Bot:
                 "worker_stayed_down", bot=self.name, worker=slot.index, reason=decision.reason
             )
         else:
-            slot.restart_at = None
-            self.failure = f"worker {slot.index} {decision.reason}"
+            self._fail_slot(slot, decision.reason)
+
+    def _fail_slot(self, slot: Slot, reason: str) -> None:
+        """A crash-looping slot stays down on its own; enough of them fail the bot."""
+        slot.restart_at = None
+        slot.failure = reason
+        self._ctx.events.emit(
+            "worker_failed", "error", bot=self.name, worker=slot.index, reason=reason
+        )
+        failed = sum(1 for s in self.slots.values() if s.failure and s.index < self.target)
+        if self.failure is None and restart.breaker_tripped(
+            failed, self.target, self.spec.fail_bot_at
+        ):
+            self.failure = f"{failed} of {self.target} workers failed; worker {slot.index} {reason}"
             self._ctx.events.emit("bot_failed", "error", bot=self.name, reason=self.failure)
 
     async def _end_leftovers(self, child: Child) -> None:
@@ -467,10 +533,13 @@ class Bot:
             self.stopped, self.failure = False, None
         slots = [self._slot(worker)] if worker is not None else list(self.slots.values())
         for slot in slots:
-            slot.held = False
+            slot.held, slot.failure = False, ""
             slot.history = restart.History()
             if not slot.alive and slot.restart_at is None:
                 slot.restart_at = 0.0
+        failed = sum(1 for s in self.slots.values() if s.failure and s.index < self.target)
+        if not restart.breaker_tripped(failed, self.target, self.spec.fail_bot_at):
+            self.failure = None  # a revived slot can un-trip the breaker
         await self.settle()
 
     async def restart(self, worker: int | None = None) -> None:

@@ -253,6 +253,7 @@ class Supervisor:
     def _link_dependencies(self) -> None:
         for bot in self.bots.values():
             bot.dependencies = [self.bots[d] for d in bot.spec.depends_on]
+            bot.dependents = [b for b in self.bots.values() if bot.name in b.spec.depends_on]
 
     def _bots_starting(self) -> list[str]:
         """The bots still coming up; when none is, the fleet is up (systemd's READY=1).

@@ -9,12 +9,14 @@ States are derived, never stored:
             backoff    no process; the next spawn waits for its restart delay
             exited     it ended and its restart policy keeps it down
             stopped    stopped by hand (`stop BOT --worker N`) or with its bot
-            failed     its bot is failed; nothing restarts until `start BOT`
+            failed     it crash-looped (or its bot failed); it stays down until
+                       `start BOT [--worker N]`
 
     bot     running    every desired worker runs and is ready
             starting   some are missing or not ready, and on their way
-            degraded   some are missing and stay down (exited, or stopped by hand)
-            stopping / stopped / failed
+            degraded   some are missing and stay down (exited, failed, or stopped by hand)
+            stopping / stopped
+            failed     `fail_bot_at` of its slots failed (policy/restart.breaker_tripped)
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class Slot:
     condemned: str = ""  # why the watchdog is killing it
     restarts: int = 0
     unresponsive: int = 0  # watchdog kills
+    failure: str = ""  # why it crash-looped and stays down ("" while it may restart)
+    held_exit: tuple[restart.Exit, float] | None = None  # (exit, uptime_s) until needs checked
     history: restart.History = field(default_factory=restart.History)
 
     @property
@@ -80,7 +84,7 @@ def worker_state(slot: Slot, now: float, bot_stopped: bool, bot_failed: bool) ->
         if slot.stopping:
             return WorkerState.STOPPING
         return WorkerState.RUNNING if slot.ready else WorkerState.STARTING
-    if bot_failed:
+    if bot_failed or slot.failure:
         return WorkerState.FAILED
     if slot.held or bot_stopped:
         return WorkerState.STOPPED

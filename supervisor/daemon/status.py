@@ -50,7 +50,7 @@ def bot_status(bot: Bot, now: float) -> dict[str, Any]:
         "uptime_s": round(now - bot.started_at, 3) if bot.started_at else 0.0,
         "failure": bot.failure,
         "depends_on": list(bot.spec.depends_on),
-        "waiting_for": list(bot.waiting_for),
+        "waiting_for": [*bot.waiting_for, *bot.needs_down],
         "workers": [_worker_status(bot, s, now) for s in slots],
     }
 
@@ -70,6 +70,7 @@ def _worker_status(bot: Bot, slot: Slot, now: float) -> dict[str, Any]:
         "uptime_s": round(child.uptime_s(now), 3) if child else 0.0,
         "restarts": slot.restarts,
         "unresponsive": slot.unresponsive,
+        "failure": slot.failure or None,
         "cpu_percent": round(cpu, 1),
         "rss_bytes": rss,
         "heartbeat_age_s": round(now - beat, 3) if beat is not None else None,

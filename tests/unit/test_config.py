@@ -147,6 +147,30 @@ BAD_CONFIGS = [
     ),
     ("[bots.echo]\nworkers = 1\n", 'bots.echo: needs "command" (an argv list) or "module"'),
     (
+        '[bots.echo]\ncommand = ["true"]\nneeds = ["redis://127.0.0.1", "ftp://x"]\n',
+        "bots.echo.needs[1]: unknown scheme 'ftp://' in 'ftp://x' (use redis://, postgresql://",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nneeds = ["tcp://127.0.0.1"]\n',
+        "bots.echo.needs[0]: tcp:// needs a port",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nneeds = "redis://127.0.0.1"\n',
+        "bots.echo.needs: expected a list of URLs",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\non_dependency_restart = "always"\n',
+        "bots.echo.on_dependency_restart: expected one of",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nfail_bot_at = 0\n',
+        "bots.echo.fail_bot_at: expected a share of the slots above 0 and at most 1",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nfail_bot_at = 1.5\n',
+        "bots.echo.fail_bot_at: expected a number",
+    ),
+    (
         '[bots.echo]\ncommand = ["true"]\nmodule = "a.b"\n',
         'bots.echo: give "command" or "module", not both',
     ),
@@ -354,3 +378,25 @@ def test_a_run_dir_too_long_for_another_users_socket_is_named(tmp_path: Path) ->
         f"bots.u.user: {run_dir}/workers.d/65534-65534/workers is too long for a unix socket "
         "(115 bytes, at most 107); choose a shorter run_dir"
     ]
+
+
+def test_needs_parse_with_default_ports(tmp_path: Path) -> None:
+    """needs: each URL keeps its text and gets its scheme's default port; postgres:// folds."""
+    cfg = config.load(
+        write(
+            tmp_path,
+            '[bots.b]\ncommand = ["true"]\nfail_bot_at = 0.5\non_dependency_restart = "restart"\n'
+            'needs = ["redis://127.0.0.1", "postgres://postgres@127.0.0.1/test",'
+            ' "tcp://db:5000", "https://example.com/healthz"]\n',
+        )
+    )
+    bot = cfg.bots["b"]
+    assert [(n.scheme, n.host, n.port) for n in bot.needs] == [
+        ("redis", "127.0.0.1", 6379),
+        ("postgresql", "127.0.0.1", 5432),
+        ("tcp", "db", 5000),
+        ("https", "example.com", 443),
+    ]
+    assert bot.needs[1].url == "postgres://postgres@127.0.0.1/test"
+    assert bot.fail_bot_at == 0.5
+    assert bot.on_dependency_restart == "restart"

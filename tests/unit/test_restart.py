@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from supervisor.config.model import Backoff, BotConfig, RestartMode, SpawnMode
-from supervisor.policy.restart import Action, Exit, History, backoff_delay, decide
+from supervisor.policy.restart import (
+    Action,
+    Exit,
+    History,
+    backoff_delay,
+    breaker_tripped,
+    decide,
+)
 
 BACKOFF = Backoff(initial_s=1.0, factor=2.0, max_s=8.0, jitter=0.0, reset_after_s=10.0)
 BOT = BotConfig(
@@ -86,19 +93,19 @@ def test_jitter_spreads_the_delay(rand: float, delay_s: float) -> None:
     [
         ((), 100.0, Action.RESTART),
         ((50.0, 60.0), 100.0, Action.RESTART),  # 2 of 3 allowed
-        ((50.0, 60.0, 70.0), 100.0, Action.FAIL_BOT),  # a 4th restart within 60s: crash loop
+        ((50.0, 60.0, 70.0), 100.0, Action.FAIL_SLOT),  # a 4th restart within 60s: crash loop
         ((30.0, 60.0, 70.0), 100.0, Action.RESTART),  # the oldest left the window
-        ((41.0, 60.0, 70.0), 100.0, Action.FAIL_BOT),  # 59 s ago is inside the window
+        ((41.0, 60.0, 70.0), 100.0, Action.FAIL_SLOT),  # 59 s ago is inside the window
         ((40.0, 60.0, 70.0), 100.0, Action.RESTART),  # exactly 60 s ago is not
     ],
 )
-def test_crash_loop_fails_the_bot(
+def test_crash_loop_fails_the_slot(
     restart_times: tuple[float, ...], now: float, action: Action
 ) -> None:
-    """More than max_restarts restarts within restart_window_s fail the bot."""
+    """More than max_restarts restarts within restart_window_s fail the slot (not the bot)."""
     d = decide(BOT, CRASH, uptime_s=100.0, history=History(0, restart_times), now=now, rand=0.5)
     assert d.action is action
-    if action is Action.FAIL_BOT:
+    if action is Action.FAIL_SLOT:
         assert d.reason == "restarted 3 times within 60s"
 
 
@@ -115,3 +122,23 @@ def test_exit_from_returncode() -> None:
     assert Exit.from_returncode(-9) == Exit(signal=9)
     assert Exit.from_returncode(3) == Exit(code=3)
     assert Exit.from_returncode(0).clean
+
+
+@pytest.mark.parametrize(
+    ("failed", "slots", "fail_bot_at", "tripped"),
+    [
+        (0, 4, 1.0, False),  # nothing failed
+        (1, 4, 1.0, False),  # one slot of four: the bot is degraded, not failed
+        (3, 4, 1.0, False),
+        (4, 4, 1.0, True),  # the default: every slot failed
+        (1, 1, 1.0, True),
+        (2, 4, 0.5, True),  # half of the slots
+        (1, 4, 0.5, False),
+        (1, 4, 0.01, True),  # any one slot (the old behaviour)
+        (3, 10, 0.3, True),  # 0.3 * 10 is 3, not 3.0000000000000004
+        (0, 0, 1.0, False),  # scaled to zero
+    ],
+)
+def test_bot_breaker(failed: int, slots: int, fail_bot_at: float, tripped: bool) -> None:
+    """The bot fails only when fail_bot_at of its slots have failed on their own."""
+    assert breaker_tripped(failed, slots, fail_bot_at) is tripped

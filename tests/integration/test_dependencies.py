@@ -1,0 +1,93 @@
+"""A bot's `needs`: while its Redis is down its exits are not counted, and it resumes alone."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.harness import Supervisor, wait_until
+from tests.integration.test_cache import PrivateRedis
+
+# A worker that cannot work without Redis: it exits as soon as a PING fails.
+NEEDY = """
+import os, socket, time
+port = int(os.environ["REDIS_PORT"])
+while True:
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+        s.sendall(b"*1\\r\\n$4\\r\\nPING\\r\\n")
+        assert s.recv(64).startswith(b"+PONG")
+    time.sleep(0.05)
+"""
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def needy_bot(port: int) -> str:
+    return f"""
+[bots.needy]
+ready_after_s = 0
+command = [{sys.executable!r}, "-c", {NEEDY!r}]
+env = {{ REDIS_PORT = "{port}" }}
+workers = 2
+max_restarts = 3
+restart_window_s = "1m"
+backoff_initial_s = "10ms"
+backoff_max_s = "50ms"
+stop_timeout_s = "2s"
+needs = ["redis://127.0.0.1:{port}"]
+"""
+
+
+def test_redis_down_holds_restarts_and_the_bot_resumes(
+    sup: Supervisor, own_redis: PrivateRedis
+) -> None:
+    """Redis stopped: the bot waits for it with a flat restart count; back: it runs again."""
+    need = f"redis://127.0.0.1:{own_redis.port}"
+    sup.configure(needy_bot(own_redis.port))
+    sup.start()
+    sup.wait_running("needy", 2)
+    own_redis.stop()
+    bot = wait_until(
+        lambda: (b := sup.bot("needy"))["running"] == 0 and b["state"] == "waiting" and b,
+        what="needy to wait for Redis",
+    )
+    assert bot["waiting_for"] == [need]
+    restarts = bot["restarts"]
+    for _ in range(20):  # many observations while it is down: nothing is restarted
+        bot = sup.bot("needy")
+        assert bot["restarts"] == restarts
+        assert bot["running"] == 0
+        assert not any(w["failure"] for w in bot["workers"])
+    assert [e["need"] for e in sup.events("dependency_down")] == [need]
+
+    own_redis.start()
+    sup.wait_running("needy", 2)
+    assert sup.bot("needy")["restarts"] == restarts
+    assert [e["need"] for e in sup.events("dependency_up")] == [need]
+    assert not sup.events("worker_failed")
+
+
+def test_bot_whose_need_is_down_at_start_waits(sup: Supervisor, tmp_path: Path) -> None:
+    """A needed service that is down when the supervisor starts: the bot waits, spawns none."""
+    server = PrivateRedis(tmp_path)  # never started: its port is free
+    sup.configure(needy_bot(server.port))
+    sup.start()
+    bot = wait_until(lambda: (b := sup.bot("needy"))["state"] == "waiting" and b, what="wait")
+    assert bot["waiting_for"] == [f"redis://127.0.0.1:{server.port}"]
+    assert not sup.events("worker_spawned")
+    server.start()
+    try:
+        sup.wait_running("needy", 2)
+    finally:
+        server.stop()
