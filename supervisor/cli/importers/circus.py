@@ -19,6 +19,7 @@ from supervisor.cli.importers.common import (
     Bot,
     SourceError,
     Unconverted,
+    directory,
     line_of,
     read_source,
     render,
@@ -50,7 +51,14 @@ def convert(path: Path, env: Mapping[str, str]) -> tuple[str, list[Unconverted]]
             options = {k.lower(): v for k, v in parser[name].items()}
             watcher_env = dict(parser[f"env:{rest}"]) if parser.has_section(f"env:{rest}") else {}
             origin = f"{path.name}:{line_of(text, f'[{name}]')} [{name}]"
-            bots.append(_watcher(Bot(rest, origin, path.name, name), options, watcher_env, env))
+            bots.append(
+                _watcher(
+                    Bot(rest, origin, path.name, name, path.absolute().parent),
+                    options,
+                    watcher_env,
+                    env,
+                )
+            )
             bots[-1][1].keys.update(
                 {k: v for k, v in flapping.items() if k not in bots[-1][1].keys}
             )
@@ -202,7 +210,7 @@ def _id(bot: Bot, value: str) -> str | int:
 
 _HANDLERS: dict[str, Callable[[Bot, str], None]] = {
     "numprocesses": _key("workers", lambda bot, v: round(_float(v, bot, "numprocesses"))),
-    "working_dir": _key("cwd", lambda bot, v: v),
+    "working_dir": _key("cwd", lambda bot, v: directory(v, bot.base)),
     "stop_signal": _key("stop_signal", _signal),
     "graceful_timeout": _key("stop_timeout_s", lambda bot, v: _float(v, bot, "graceful_timeout")),
     "max_retry": _max_retry,

@@ -14,6 +14,7 @@ what of it was not carried over:
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class Bot:
     origin: str  # "supervisord.conf:12 [program:web]"
     file: str = ""  # of its source, for Unconverted
     section: str = ""
+    base: Path = Path()  # the source file's directory: relative paths start there
     keys: dict[str, Value] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # carried over with a difference: say it
     unconverted: list[Unconverted] = field(default_factory=list)
@@ -74,6 +76,12 @@ def read_source(path: Path) -> str:
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise SourceError(f"{path}: cannot read it: {reason}") from None
+
+
+def directory(value: str, base: Path) -> str:
+    """A source's directory made absolute against the source file's own (ours would read a
+    relative one against the output file's)."""
+    return os.path.normpath(os.path.join(base, os.path.expanduser(value.strip())))
 
 
 def line_of(text: str, needle: str) -> int:

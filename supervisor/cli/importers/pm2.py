@@ -20,6 +20,7 @@ from supervisor.cli.importers.common import (
     SourceError,
     Unconverted,
     Value,
+    directory,
     read_source,
     render,
     sanitize_names,
@@ -87,7 +88,7 @@ def _app(app: dict[str, Any], index: int, path: Path) -> Bot:
         raise SourceError(f'{path}: apps[{index}]: expected "script": "PROGRAM"')
     name = str(app.get("name") or Path(script).stem)
     section = f"apps[{index}] {name}"
-    bot = Bot(name, f"{path.name} {section}", path.name, section)
+    bot = Bot(name, f"{path.name} {section}", path.name, section, path.absolute().parent)
     bot.keys["command"] = _command(app, script, bot)
     bot.keys["stop_timeout_s"] = "1600ms"  # PM2's default kill_timeout (ours: 10 s)
     for key, value in app.items():
@@ -96,6 +97,8 @@ def _app(app: dict[str, Any], index: int, path: Path) -> Bot:
         handler = _HANDLERS.get(key)
         if key == "instances" and isinstance(value, int) and value > 0:
             bot.keys["workers"] = value
+        elif key == "exec_mode" and value == "fork":
+            continue  # each worker its own process: ours too
         elif handler is not None:
             handler(bot, value)
         elif key.startswith("env_"):
@@ -180,6 +183,12 @@ def _env_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def _text(value: Any, bot: Bot) -> str:
+    if not isinstance(value, str) or not value:
+        raise SourceError(f"{bot.origin}: expected a non-empty string, got {value!r}")
+    return value
+
+
 def _copy(name: str, kind: type) -> Callable[[Bot, Any], None]:
     def handle(bot: Bot, value: Any) -> None:
         if not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool):
@@ -190,7 +199,7 @@ def _copy(name: str, kind: type) -> Callable[[Bot, Any], None]:
 
 
 _HANDLERS: dict[str, Callable[[Bot, Any], None]] = {
-    "cwd": _copy("cwd", str),
+    "cwd": lambda bot, v: bot.keys.update(cwd=directory(_text(v, bot), bot.base)),
     "env": _env,
     "autorestart": _autorestart,
     "max_restarts": _copy("max_restarts", int),

@@ -23,6 +23,7 @@ from supervisor.cli.importers.common import (
     Bot,
     SourceError,
     Unconverted,
+    directory,
     line_of,
     read_source,
     render,
@@ -62,7 +63,7 @@ class Section:
 
 def convert(path: Path, env: Mapping[str, str]) -> tuple[str, list[Unconverted]]:
     """(supervisor.toml text, what did not carry over) of a supervisord config file."""
-    sections = read_sections(path)
+    sections = read_sections(path.absolute())  # %(here)s is absolute
     general: list[Unconverted] = []
     groups = _groups(sections, general)
     bots: list[tuple[int, Bot]] = []
@@ -161,7 +162,7 @@ def _program(section: Section, name: str, group: str, env: Mapping[str, str]) ->
     """(priority, bot) of one [program:x]."""
     names = _names(section, name, group, env)
     raw = {k: _expand(v, names, section, k) for k, v in section.options.items()}
-    bot = Bot(name, section.where, section.file.name, section.name)
+    bot = Bot(name, section.where, section.file.name, section.name, section.file.parent)
     if group:
         bot.notes.append(f"in [group:{group}] (ours has no groups)")
     if raw.pop("process_name", None) is not None:
@@ -287,7 +288,7 @@ def environment(text: str) -> dict[str, str]:
 
 _HANDLERS: dict[str, Callable[[Bot, str], None]] = {
     "numprocs": _key("workers", _integer),
-    "directory": _key("cwd", str),
+    "directory": lambda bot, v: bot.keys.update(cwd=directory(v, bot.base)),
     "environment": _key("env", environment),
     "autorestart": _autorestart,
     "startsecs": _key("ready_after_s", _integer),
