@@ -182,6 +182,7 @@ PM2: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ({"script": "a", "env": {"PORT": 80, "ON": True}}, {"env": {"PORT": "80", "ON": "true"}}),
     ({"script": "a", "autorestart": False}, {"restart": "never"}),
     ({"script": "a", "max_restarts": 3}, {"max_restarts": 3}),
+    ({"script": "a", "max_restarts": 0}, {"max_restarts": 1}),  # ours needs at least one
     ({"script": "a", "min_uptime": 2500}, {"ready_after_s": "2500ms"}),
     (
         {"script": "a", "restart_delay": 2000},

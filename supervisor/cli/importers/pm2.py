@@ -183,6 +183,12 @@ def _env_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def _count(value: Any, bot: Bot) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SourceError(f"{bot.origin}: expected a whole number, got {value!r}")
+    return value
+
+
 def _text(value: Any, bot: Bot) -> str:
     if not isinstance(value, str) or not value:
         raise SourceError(f"{bot.origin}: expected a non-empty string, got {value!r}")
@@ -202,7 +208,7 @@ _HANDLERS: dict[str, Callable[[Bot, Any], None]] = {
     "cwd": lambda bot, v: bot.keys.update(cwd=directory(_text(v, bot), bot.base)),
     "env": _env,
     "autorestart": _autorestart,
-    "max_restarts": _copy("max_restarts", int),
+    "max_restarts": lambda bot, v: bot.keys.update(max_restarts=max(1, _count(v, bot))),
     "min_uptime": _duration("ready_after_s"),
     "restart_delay": _restart_delay,
     "exp_backoff_restart_delay": _exp_backoff,

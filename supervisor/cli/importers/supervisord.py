@@ -167,6 +167,8 @@ def _program(section: Section, name: str, group: str, env: Mapping[str, str]) ->
         bot.notes.append(f"in [group:{group}] (ours has no groups)")
     if raw.pop("process_name", None) is not None:
         bot.notes.append("process_name: workers are named BOT:SLOT here")
+    if any("%(ENV_" in value for value in section.options.values()):
+        bot.notes.append("%(ENV_X)s was expanded from the environment of `supervisor import`")
     for key, value in section.options.items():
         if "%(process_num)" in value and key != "process_name":
             why = "expanded to 0: every worker gets the same; its slot is in $SUPERVISOR_WORKER"
