@@ -157,7 +157,10 @@ def _import(args: argparse.Namespace) -> int:
     if out == "-":
         sys.stdout.write(text)
     else:
-        Path(out).write_text(text)
+        try:
+            Path(out).write_text(text)
+        except OSError as e:
+            raise importers.SourceError(f"{out}: cannot write it: {e.strerror or e}") from None
         print(f"{out}: written from {args.file} ({fmt}); check it: supervisor check -c {out}")
     return ExitCode.OK
 

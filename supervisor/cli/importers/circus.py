@@ -48,20 +48,9 @@ def convert(path: Path, env: Mapping[str, str]) -> tuple[str, list[Unconverted]]
     for name in parser.sections():
         kind, _, rest = name.partition(":")
         if kind == "watcher" and rest:
-            options = {k.lower(): v for k, v in parser[name].items()}
-            watcher_env = dict(parser[f"env:{rest}"]) if parser.has_section(f"env:{rest}") else {}
-            origin = f"{path.name}:{line_of(text, f'[{name}]')} [{name}]"
-            bots.append(
-                _watcher(
-                    Bot(rest, origin, path.name, name, path.absolute().parent),
-                    options,
-                    watcher_env,
-                    env,
-                )
-            )
-            bots[-1][1].keys.update(
-                {k: v for k, v in flapping.items() if k not in bots[-1][1].keys}
-            )
+            priority, bot = _watcher(_bot(path, text, name), parser, env)
+            bot.keys |= {k: v for k, v in flapping.items() if k not in bot.keys}
+            bots.append((priority, bot))
         elif kind not in ("env", "plugin") or (kind == "plugin" and rest != "flapping"):
             why = "circus's own settings; ours are in [supervisor]" if kind == "circus" else ""
             general.append(Unconverted(path.name, name, "", why or "no equivalent section here"))
@@ -111,11 +100,18 @@ def _number(value: str, path: Path, key: str) -> int:
         raise SourceError(f"{path}: {key}: expected a number, got {value!r}") from None
 
 
+def _bot(path: Path, text: str, section: str) -> Bot:
+    origin = f"{path.name}:{line_of(text, f'[{section}]')} [{section}]"
+    return Bot(section.partition(":")[2], origin, path.name, section, path.absolute().parent)
+
+
 def _watcher(
-    bot: Bot, options: dict[str, str], watcher_env: dict[str, str], env: Mapping[str, str]
+    bot: Bot, parser: configparser.RawConfigParser, env: Mapping[str, str]
 ) -> tuple[int, Bot]:
-    """(priority, bot) of one [watcher:x]."""
-    raw = {k: _expand(v, env, bot) for k, v in options.items()}
+    """(priority, bot) of one [watcher:x], with its [env:x]."""
+    raw = {k.lower(): _expand(v, env, bot) for k, v in parser[bot.section].items()}
+    env_section = f"env:{bot.name}"
+    watcher_env = dict(parser[env_section]) if parser.has_section(env_section) else {}
     command = raw.pop("cmd", "") + " " + raw.pop("args", "")
     try:
         bot.keys["command"] = shlex.split(command)

@@ -17,7 +17,6 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from supervisor.cli.importers.common import (
     Bot,
@@ -31,7 +30,6 @@ from supervisor.cli.importers.common import (
 )
 
 FORMAT = "supervisord"
-T = TypeVar("T")
 _EXPANSION = re.compile(r"%\(([A-Za-z0-9_]+)\)([-0 ]?\d*)([sd])")
 _SIZE = re.compile(r"^\s*(\d+)\s*(kb|mb|gb)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}  # supervisord's are binary
@@ -173,24 +171,29 @@ def _program(section: Section, name: str, group: str, env: Mapping[str, str]) ->
         if "%(process_num)" in value and key != "process_name":
             why = "expanded to 0: every worker gets the same; its slot is in $SUPERVISOR_WORKER"
             bot.drop(key, value, why)
-    priority = _at(section, "priority", _integer, raw.pop("priority", "999"))
+    try:
+        priority = _integer(raw.pop("priority", "999"))
+    except SourceError as e:
+        raise _located(section, "priority", e) from None
+    if "priority" in section.options:
+        bot.notes.append(f"priority {priority}: bots are written lowest priority first")
     bot.keys["command"] = _command(raw.pop("command", ""), section)
     bot.keys["restart"] = "on-failure"  # supervisord's default autorestart is "unexpected"
     for key, value in raw.items():
         handler = _HANDLERS.get(key)
         if handler is None:
             bot.drop(key, value, _WHY.get(key, "no equivalent here"))
-        else:
-            _at(section, key, lambda v, h=handler: h(bot, v), value)  # type: ignore[misc]
+            continue
+        try:
+            handler(bot, value)
+        except SourceError as e:
+            raise _located(section, key, e) from None
     return priority, bot
 
 
-def _at(section: Section, key: str, parse: Callable[[str], T], value: str) -> T:
-    """parse(value), its SourceError prefixed with the file, line, section and key."""
-    try:
-        return parse(value)
-    except SourceError as e:
-        raise SourceError(f"{section.file}:{section.line}: [{section.name}] {key}: {e}") from None
+def _located(section: Section, key: str, error: SourceError) -> SourceError:
+    """The error prefixed with the file, line, section and key it is about."""
+    return SourceError(f"{section.file}:{section.line}: [{section.name}] {key}: {error}")
 
 
 def _names(section: Section, name: str, group: str, env: Mapping[str, str]) -> dict[str, str]:
