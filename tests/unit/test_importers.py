@@ -106,7 +106,10 @@ def test_supervisord_group_include_and_here(tmp_path: Path) -> None:
     out, dropped = convert(tmp_path, "s.conf", main)
     assert bot(out, "m")["cwd"] == str(tmp_path / "conf.d")
     assert "# note: in [group:g] (ours has no groups)" in out
-    assert any("[group:g] programs = a,m" in d for d in dropped)
+    assert (
+        "s.conf [group:g] programs = a,m: no bot groups here; its programs are imported as separate bots"
+        in dropped
+    )
     assert "# From m.conf:1 [program:m]" in out
 
 
@@ -162,6 +165,12 @@ def test_circus_env_section_and_flapping(tmp_path: Path) -> None:
     ]
 
 
+def test_circus_env_without_its_watcher_is_listed(tmp_path: Path) -> None:
+    """An [env:x] that belongs to no watcher is listed, not lost."""
+    _, dropped = convert(tmp_path, "c.ini", "[watcher:x]\ncmd=sleep 1\n[env:y]\nA=1\n")
+    assert dropped == ["c.ini [env:y]: no [watcher:x] of that name (one watcher per [env:x] here)"]
+
+
 def test_circus_priority_starts_highest_first(tmp_path: Path) -> None:
     """Circus starts the highest priority first, so it is written first."""
     text = "[watcher:lo]\ncmd=sleep 1\npriority=1\n[watcher:hi]\ncmd=sleep 1\npriority=5\n"
@@ -208,7 +217,9 @@ def test_pm2_option(tmp_path: Path, app: dict[str, Any], expected: dict[str, Any
     assert bot(out, "x").items() >= expected.items()
 
 
-@pytest.mark.parametrize("key", ["cron_restart", "watch", "out_file", "env_production"])
+@pytest.mark.parametrize(
+    "key", ["cron_restart", "watch", "out_file", "env_production", "node_args"]
+)
 def test_pm2_unconverted(tmp_path: Path, key: str) -> None:
     """PM2 attributes without an equivalent are listed, with the app they belong to."""
     text = f'{{"apps": [{{"name": "x", "script": "a", "{key}": "v"}}]}}'

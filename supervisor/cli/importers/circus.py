@@ -51,6 +51,9 @@ def convert(path: Path, env: Mapping[str, str]) -> tuple[str, list[Unconverted]]
             priority, bot = _watcher(_bot(path, text, name), parser, env)
             bot.keys |= {k: v for k, v in flapping.items() if k not in bot.keys}
             bots.append((priority, bot))
+        elif kind == "env" and not parser.has_section(f"watcher:{rest}"):
+            why = "no [watcher:x] of that name (one watcher per [env:x] here)"
+            general.append(Unconverted(path.name, name, "", why))
         elif kind not in ("env", "plugin") or (kind == "plugin" and rest != "flapping"):
             why = "circus's own settings; ours are in [supervisor]" if kind == "circus" else ""
             general.append(Unconverted(path.name, name, "", why or "no equivalent section here"))

@@ -111,8 +111,11 @@ def _app(app: dict[str, Any], index: int, path: Path) -> Bot:
 def _command(app: dict[str, Any], script: str, bot: Bot) -> list[str]:
     interpreter = app.get("interpreter") or _INTERPRETERS.get(Path(script).suffix, "none")
     argv = [] if interpreter == "none" else [str(interpreter)]
-    if argv:
-        argv += _words(app.get("interpreter_args", app.get("node_args", [])), bot)
+    for key in ("interpreter_args", "node_args"):
+        if key in app and not argv:
+            bot.drop(key, json.dumps(app[key]), 'no interpreter to pass it to ("none")')
+        elif key in app:
+            argv += _words(app[key], bot)
     return [*argv, script, *_words(app.get("args", []), bot)]
 
 

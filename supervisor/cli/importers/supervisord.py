@@ -149,7 +149,8 @@ def _groups(sections: list[Section], general: list[Unconverted]) -> dict[str, st
             if program:
                 found[program] = name
         why = "no bot groups here; its programs are imported as separate bots"
-        general.append(Unconverted(section.file.name, section.name, f"programs = {programs}", why))
+        for key, value in section.options.items():
+            general.append(Unconverted(section.file.name, section.name, f"{key} = {value}", why))
     return found
 
 
