@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from supervisor.cli import importers
 from supervisor.cli.importers import common, jsdata
@@ -353,6 +355,28 @@ def test_clashing_names_get_a_suffix() -> None:
 def test_writer_strings_round_trip(text: str) -> None:
     """Our TOML writer's strings read back as written."""
     assert tomllib.loads(f"k = {common.value(text)}")["k"] == text
+
+
+# A fixed alphabet (as tests/unit/test_protocol.py): quotes, backslashes, control characters,
+# newlines, a dot, non-ASCII and astral text are what a writer gets wrong.
+_TEXT = st.text(alphabet='ab.9_ -"\\\n\t\x00\x7f#=[]\u00e9\U0001d11e', max_size=12)
+
+
+@given(
+    name=_TEXT,
+    argv=st.lists(_TEXT, min_size=1, max_size=4),
+    env=st.dictionaries(_TEXT.filter(bool), _TEXT, max_size=3),
+    note=_TEXT,
+)
+def test_rendered_text_reads_back(
+    name: str, argv: list[str], env: dict[str, str], note: str
+) -> None:
+    """Whatever the names, values and notes hold, tomllib reads back exactly what was written."""
+    bot = common.Bot(name, f"origin {note}", keys={"command": argv, "env": env, "workers": 2})
+    bot.notes.append(note)
+    common.sanitize_names([bot])
+    parsed = tomllib.loads(common.render(note, "test", [bot], []))
+    assert parsed == {"bots": {bot.name: {"command": argv, "env": env, "workers": 2}}}
 
 
 def test_comments_cannot_break_out() -> None:

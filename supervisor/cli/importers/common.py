@@ -113,7 +113,7 @@ def sanitize_names(bots: list[Bot]) -> None:
 def render(source: str, fmt: str, bots: list[Bot], general: list[Unconverted]) -> str:
     """supervisor.toml text for `bots`; `general` lists what belongs to no bot."""
     lines = [
-        f"# Imported by `supervisor import` from {source} ({fmt}).",
+        comment(f"Imported by `supervisor import` from {source} ({fmt})."),
         "# Check it with `supervisor check -c FILE` before running it.",
     ]
     if general:
