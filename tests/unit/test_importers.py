@@ -307,18 +307,24 @@ def test_format_is_detected(tmp_path: Path, name: str, text: str, fmt: str) -> N
         ("a.conf", "command=a\n", "supervisord", r"a\.conf:1: expected a \[section\] header"),
         ("a.json", '{"apps": [\n{"script": }]}', None, r"a\.json:2: expected JSON"),
         ("a.json", '{"apps": [{}]}', None, r'apps\[0\]: expected "script"'),
+        (
+            "a.json",
+            '{"apps": [{"script": "a", "kill_timeout": "x"}]}',
+            None,
+            r"a\.json: apps\[0\] a: kill_timeout: expected milliseconds",
+        ),
         ("Procfile", "web: a\nnot a line\n", None, r"Procfile:2: expected NAME: COMMAND"),
         (
             "a.conf",
             "[program:x]\ncommand=%(nope)s\n",
             None,
-            r"a\.conf:1: \[program:x\] command: unknown expansion %\(nope\)s",
+            r"a\.conf:2: \[program:x\] command: unknown expansion %\(nope\)s",
         ),
         (
             "a.conf",
             "[program:x]\ncommand=a\nnumprocs=two\n",
             None,
-            r"\[program:x\] numprocs: expected a whole number",
+            r"a\.conf:3: \[program:x\] numprocs: expected a whole number",
         ),
         ("a.conf", "[program:x]\ncommand=a\n", "upstart", r"unknown format 'upstart'"),
     ],
@@ -377,6 +383,12 @@ def test_rendered_text_reads_back(
     common.sanitize_names([bot])
     parsed = tomllib.loads(common.render(note, "test", [bot], []))
     assert parsed == {"bots": {bot.name: {"command": argv, "env": env, "workers": 2}}}
+
+
+@pytest.mark.parametrize("name", ["9\n", "a.b", "a b", ""])
+def test_keys_that_are_not_bare_are_quoted(name: str) -> None:
+    """A key with a trailing newline, a dot or a space is written quoted (found by the property above)."""
+    assert tomllib.loads(f"{common.key(name)} = 1") == {name: 1}
 
 
 def test_comments_cannot_break_out() -> None:

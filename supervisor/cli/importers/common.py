@@ -25,8 +25,7 @@ from supervisor.errors import ExitCode, SupervisorError
 # A value our writer can print: what the bot tables of supervisor.toml use.
 Value = str | int | float | bool | list[str] | Mapping[str, str | int]
 
-_BOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as supervisor/config/model.py
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")  # fullmatch: `$` would let a trailing newline in
 _NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -92,6 +91,21 @@ def line_of(text: str, needle: str) -> int:
     return 0
 
 
+def key_lines(text: str, header_line: int) -> dict[str, int]:
+    """Each `key = value` (or `key: value`) of the INI section whose header is on
+    `header_line` -> its 1-based line, so an error can point at the key itself."""
+    found: dict[str, int] = {}
+    lines = text.splitlines()
+    for number in range(header_line + 1, len(lines) + 1):
+        line = lines[number - 1].strip()
+        if line.startswith("["):
+            break
+        match = re.match(r"([^=:\s;#][^=:]*?)\s*[=:]", line)
+        if match:
+            found.setdefault(match[1].lower(), number)
+    return found
+
+
 def sanitize_names(bots: list[Bot]) -> None:
     """Make every name fit our pattern and be unique, noting each change."""
     taken: set[str] = set()
@@ -134,7 +148,7 @@ def comment(text: str) -> str:
 
 
 def key(name: str) -> str:
-    return name if _BARE_KEY.match(name) else string(name)
+    return name if _BARE_KEY.fullmatch(name) else string(name)
 
 
 def value(v: Value) -> str:

@@ -33,7 +33,7 @@ _INTERPRETERS = {
     ".rb": "ruby", ".php": "php", ".pl": "perl", ".coffee": "coffee", ".ts": "ts-node",
 }  # fmt: skip
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)B?\s*$", re.IGNORECASE)
-_DURATION = re.compile(r"^\d+(?:\.\d+)?(?:ms|s|m|h)$")
+_DURATION = re.compile(r"\d+(?:\.\d+)?(?:ms|s|m|h)")  # fullmatch
 _LOG_WHY = "ours writes each worker's output under run_dir/logs/BOT/"
 _WHY = {
     "cron_restart": "no scheduled restarts here yet",
@@ -100,7 +100,10 @@ def _app(app: dict[str, Any], index: int, path: Path) -> Bot:
         elif key == "exec_mode" and value == "fork":
             continue  # each worker its own process: ours too
         elif handler is not None:
-            handler(bot, value)
+            try:
+                handler(bot, value)
+            except SourceError as e:
+                raise SourceError(f"{path}: {section}: {key}: {e}") from None
         elif key.startswith("env_"):
             bot.drop(key, json.dumps(value), "PM2's --env sets; put the one you run into env")
         else:
@@ -133,7 +136,7 @@ def _words(value: Any, bot: Bot) -> list[str]:
 
 def _ms(value: Any, bot: Bot, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise SourceError(f"{bot.origin}: {key}: expected milliseconds >= 0, got {value!r}")
+        raise SourceError(f"expected milliseconds >= 0, got {value!r}")
     return float(value) / 1000
 
 
@@ -166,7 +169,7 @@ def _autorestart(bot: Bot, value: Any) -> None:
 
 def _duration(name: str) -> Callable[[Bot, Any], None]:
     def handle(bot: Bot, value: Any) -> None:
-        if isinstance(value, str) and _DURATION.match(value.strip()):
+        if isinstance(value, str) and _DURATION.fullmatch(value.strip()):
             bot.keys[name] = value.strip()
         else:
             bot.keys[name] = seconds(_ms(value, bot, name))
@@ -176,7 +179,7 @@ def _duration(name: str) -> Callable[[Bot, Any], None]:
 
 def _env(bot: Bot, value: Any) -> None:
     if not isinstance(value, dict):
-        raise SourceError(f"{bot.origin}: env: expected an object of NAME: value")
+        raise SourceError("expected an object of NAME: value")
     bot.keys["env"] = {str(k): _env_text(v) for k, v in value.items()}
 
 
@@ -188,20 +191,20 @@ def _env_text(value: Any) -> str:
 
 def _count(value: Any, bot: Bot) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SourceError(f"{bot.origin}: expected a whole number, got {value!r}")
+        raise SourceError(f"expected a whole number, got {value!r}")
     return value
 
 
 def _text(value: Any, bot: Bot) -> str:
     if not isinstance(value, str) or not value:
-        raise SourceError(f"{bot.origin}: expected a non-empty string, got {value!r}")
+        raise SourceError(f"expected a non-empty string, got {value!r}")
     return value
 
 
 def _copy(name: str, kind: type) -> Callable[[Bot, Any], None]:
     def handle(bot: Bot, value: Any) -> None:
         if not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool):
-            raise SourceError(f"{bot.origin}: expected a {kind.__name__}, got {value!r}")
+            raise SourceError(f"expected a {kind.__name__}, got {value!r}")
         bot.keys[name] = cast(Value, value)
 
     return handle

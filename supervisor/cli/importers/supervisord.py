@@ -23,6 +23,7 @@ from supervisor.cli.importers.common import (
     SourceError,
     Unconverted,
     directory,
+    key_lines,
     line_of,
     read_source,
     render,
@@ -53,10 +54,15 @@ class Section:
     name: str
     line: int
     options: dict[str, str]
+    lines: dict[str, int]  # key -> its line
 
     @property
     def where(self) -> str:
         return f"{self.file.name}:{self.line} [{self.name}]"
+
+    def at(self, key: str) -> str:
+        """ "file:line: [section] key", the line being the key's own."""
+        return f"{self.file}:{self.lines.get(key, self.line)}: [{self.name}] {key}"
 
 
 def convert(path: Path, env: Mapping[str, str]) -> tuple[str, list[Unconverted]]:
@@ -114,12 +120,12 @@ def _parse(path: Path) -> list[Section]:
         raise SourceError(f"{path}:{lineno}: expected key = value, got {line.strip()}") from None
     except configparser.Error as e:
         raise SourceError(f"{path}: {e.message}") from None
-    return [
-        Section(
-            path, name, line_of(text, f"[{name}]"), {k.lower(): v for k, v in parser[name].items()}
-        )
-        for name in parser.sections()
-    ]
+    sections = []
+    for name in parser.sections():
+        header = line_of(text, f"[{name}]")
+        options = {k.lower(): v for k, v in parser[name].items()}
+        sections.append(Section(path, name, header, options, key_lines(text, header)))
+    return sections
 
 
 def _expand(text: str, names: Mapping[str, str], section: Section, key: str) -> str:
@@ -130,7 +136,7 @@ def _expand(text: str, names: Mapping[str, str], section: Section, key: str) -> 
             return f"%{match[2]}d" % int(names[match[1]])
         known = ", ".join(sorted(n for n in names if not n.startswith("ENV_")))
         raise SourceError(
-            f"{section.file}:{section.line}: [{section.name}] {key}: unknown expansion "
+            f"{section.at(key)}: unknown expansion "
             f"%({match[1]})s (expected one of {known} or ENV_NAME)"
         )
 
@@ -194,7 +200,7 @@ def _program(section: Section, name: str, group: str, env: Mapping[str, str]) ->
 
 def _located(section: Section, key: str, error: SourceError) -> SourceError:
     """The error prefixed with the file, line, section and key it is about."""
-    return SourceError(f"{section.file}:{section.line}: [{section.name}] {key}: {error}")
+    return SourceError(f"{section.at(key)}: {error}")
 
 
 def _names(section: Section, name: str, group: str, env: Mapping[str, str]) -> dict[str, str]:
@@ -213,7 +219,7 @@ def _command(text: str, section: Section) -> list[str]:
     try:
         argv = shlex.split(text)
     except ValueError as e:
-        raise SourceError(f"{section.file}:{section.line}: [{section.name}] command: {e}") from None
+        raise SourceError(f"{section.at('command')}: {e}") from None
     if not argv:
         raise SourceError(
             f"{section.file}:{section.line}: [{section.name}] expected command = PROGRAM ARGS"
