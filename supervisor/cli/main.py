@@ -87,8 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--lines", type=int, default=10, metavar="N", help="last N (default 10)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     p.set_defaults(func=_logs)
-    p = command("import", "turn a supervisord, Circus, PM2 or Procfile config into ours")
-    p.add_argument("file", metavar="FILE")
+    about = "turn a supervisord, Circus, PM2 or Procfile config into ours"
+    p = sub.add_parser("import", help=about, description=about)  # reads no config: no -c
+    p.add_argument("file", metavar="FILE", help="the other supervisor's config file")
     p.add_argument("--from", dest="fmt", choices=IMPORT_FORMATS, help="default: detected")
     p.add_argument("-o", "--output", default=DEFAULT_CONFIG, metavar="OUT", help="'-' for stdout")
     p.add_argument("--strict", action="store_true", help="exit 2 if any option has no equivalent")

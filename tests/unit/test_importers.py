@@ -416,3 +416,10 @@ def test_samples_load(tmp_path: Path, sample: str) -> None:
     assert config.bots
     for item in dropped:
         assert f"not converted: {item.key}" in text or f"not converted: {item}" in text
+
+
+def test_cli_offers_every_format() -> None:
+    """`--from` offers exactly the importers there are (main.py keeps its own copy, unimported)."""
+    from supervisor.cli import main
+
+    assert main.IMPORT_FORMATS == importers.FORMATS
