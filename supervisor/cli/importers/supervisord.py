@@ -168,16 +168,8 @@ def _program(section: Section, name: str, group: str, env: Mapping[str, str]) ->
     names = _names(section, name, group, env)
     raw = {k: _expand(v, names, section, k) for k, v in section.options.items()}
     bot = Bot(name, section.where, section.file.name, section.name, section.file.parent)
-    if group:
-        bot.notes.append(f"in [group:{group}] (ours has no groups)")
-    if raw.pop("process_name", None) is not None:
-        bot.notes.append("process_name: workers are named BOT:SLOT here")
-    if any("%(ENV_" in value for value in section.options.values()):
-        bot.notes.append("%(ENV_X)s was expanded from the environment of `supervisor import`")
-    for key, value in section.options.items():
-        if "%(process_num)" in value and key != "process_name":
-            why = "expanded to 0: every worker gets the same; its slot is in $SUPERVISOR_WORKER"
-            bot.drop(key, value, why)
+    _note_expansions(bot, section, group)
+    raw.pop("process_name", None)
     try:
         priority = _integer(raw.pop("priority", "999"))
     except SourceError as e:
@@ -196,6 +188,20 @@ def _program(section: Section, name: str, group: str, env: Mapping[str, str]) ->
         except SourceError as e:
             raise _located(section, key, e) from None
     return priority, bot
+
+
+def _note_expansions(bot: Bot, section: Section, group: str) -> None:
+    """What the names and expansions of a program mean here."""
+    if group:
+        bot.notes.append(f"in [group:{group}] (ours has no groups)")
+    if "process_name" in section.options:
+        bot.notes.append("process_name: workers are named BOT:SLOT here")
+    if any("%(ENV_" in value for value in section.options.values()):
+        bot.notes.append("%(ENV_X)s was expanded from the environment of `supervisor import`")
+    for key, value in section.options.items():
+        if "%(process_num)" in value and key != "process_name":
+            why = "expanded to 0: every worker gets the same; its slot is in $SUPERVISOR_WORKER"
+            bot.drop(key, value, why)
 
 
 def _located(section: Section, key: str, error: SourceError) -> SourceError:
