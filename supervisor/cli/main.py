@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 DEFAULT_CONFIG = "supervisor.toml"
+IMPORT_FORMATS = ("supervisord", "circus", "pm2", "procfile")  # importers.FORMATS, unimported
 _QUICK_TIMEOUT_S = 10.0
 _WAIT_TIMEOUT_S = 3600.0  # stop/restart/shutdown: the supervisor bounds these itself
 _FOLLOW_INTERVAL_S = 0.1  # `logs -f` looks for new lines this often
@@ -86,6 +87,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--lines", type=int, default=10, metavar="N", help="last N (default 10)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     p.set_defaults(func=_logs)
+    about = "turn a supervisord, Circus, PM2 or Procfile config into ours"
+    p = sub.add_parser("import", help=about, description=about)  # reads no config: no -c
+    p.add_argument("file", metavar="FILE", help="the other supervisor's config file")
+    p.add_argument("--from", dest="fmt", choices=IMPORT_FORMATS, help="default: detected")
+    p.add_argument("-o", "--output", default=DEFAULT_CONFIG, metavar="OUT", help="'-' for stdout")
+    p.add_argument("--strict", action="store_true", help="exit 2 if any option has no equivalent")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    p.set_defaults(func=_import)
     p = command("events", "print fleet events as they happen")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=_events)
@@ -128,6 +137,32 @@ def _check(args: argparse.Namespace) -> int:
         print(f"  plugin {plugin.name}" + (f": {lines[0]}" if lines else ""))
         for line in lines[1:]:
             print(f"    {line}")
+    return ExitCode.OK
+
+
+def _import(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from supervisor.cli import importers
+
+    out = args.output
+    if out != "-" and os.path.exists(out) and not args.force:
+        raise importers.SourceError(f"{out} exists; pass --force to overwrite it")
+    fmt, text, dropped = importers.convert(Path(args.file), args.fmt, os.environ)
+    for item in dropped:
+        print(f"supervisor: not converted: {item}", file=sys.stderr)
+    if args.strict and dropped:
+        _error(f"--strict: {len(dropped)} options have no equivalent; nothing written")
+        return ExitCode.CONFIG
+    if out == "-":
+        sys.stdout.write(text)
+    else:
+        try:
+            Path(out).write_text(text)
+        except OSError as e:
+            raise importers.SourceError(f"{out}: cannot write it: {e.strerror or e}") from None
+        print(f"{out}: written from {args.file} ({fmt}); check it: supervisor check -c {out}")
     return ExitCode.OK
 
 
