@@ -50,7 +50,7 @@ from supervisor.plugins.base import Plugin
 from supervisor.policy.scaling import Policy
 
 ENVIRONMENTS = ("dev", "staging", "prod", "high-performance")
-_BOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_BOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class RestartMode(enum.StrEnum):
@@ -295,7 +295,7 @@ def _take_run_dir(table: Table, base: Path) -> Path:
 
 def _parse_bot(name: str, table: Table, base: Path, logs: LogSettings) -> BotConfig | None:
     start = len(table.problems)
-    if not _BOT_NAME.match(name):
+    if not _BOT_NAME.fullmatch(name):
         table.problems.append(
             f"{table.path}: bot names use letters, digits, '_', '.' and '-' "
             "(at most 64, starting with a letter or digit)"

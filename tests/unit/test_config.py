@@ -199,6 +199,10 @@ BAD_CONFIGS = [
         "bots.bad name: bot names use letters, digits, '_', '.' and '-' (at most 64, starting with a letter or digit)",
     ),
     (
+        '[bots."web\\n"]\ncommand = ["true"]\n',
+        "bots.web\n: bot names use letters, digits, '_', '.' and '-' (at most 64, starting with a letter or digit)",
+    ),
+    (
         '[bots.echo]\ncommand = ["true"]\nbackoff_jitter = 2\n',
         "bots.echo.backoff_jitter: expected a number from 0 to 1, got 2",
     ),
