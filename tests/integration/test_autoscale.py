@@ -10,8 +10,9 @@ from tests.integration.redisqueue import Queue
 
 
 def test_a_cpu_burning_bot_scales_up(sup: Supervisor) -> None:
-    """Workers that each burn a core are above a 50 % CPU target: the bot scales up, and each
-    step is a bot_scaled event that says why."""
+    """Workers that each burn a core are above a 20 % CPU target: the bot scales up, and each
+    step is a bot_scaled event that says why. (20 %, not 50 %: with a hog on every core, as
+    under make test-stress, four processes on two cores get 50 % each.)"""
     sup.configure(
         f"""
 [bots.burn]
@@ -23,17 +24,17 @@ stop_timeout_s = "1s"
 min = 1
 max = 4
 metric = "cpu"
-target = 50
+target = 20
 interval_s = "500ms"
 initial_readiness_delay_s = "0s"
 """
     )
     sup.start()
-    wait_until(lambda: sup.bot("burn")["desired"] >= 3, timeout_s=30, what="a scale-up")
+    wait_until(lambda: sup.bot("burn")["desired"] >= 3, timeout_s=60, what="a scale-up")
     event = sup.events("bot_scaled")[0]
     assert (event["bot"], event["mode"], event["previous"]) == ("burn", "auto", 1)
     assert event["metrics"][0]["metric"] == "cpu"
-    assert event["metrics"][0]["value"] > 50
+    assert event["metrics"][0]["value"] > 20
     assert "cpu" in event["reason"]
     scale = sup.bot("burn")["scale"]
     assert (scale["min"], scale["max"]) == (1, 4)
