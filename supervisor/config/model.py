@@ -42,6 +42,7 @@ from supervisor.config.fields import (
     string,
 )
 from supervisor.config.logs import LogSettings, take_log_settings
+from supervisor.config.probes import Probes, take_probes
 from supervisor.config.process import ProcessSettings
 from supervisor.config.scale import parse_scale
 from supervisor.errors import ConfigError
@@ -149,6 +150,8 @@ class BotConfig:
     process: ProcessSettings = field(default_factory=ProcessSettings)  # user, umask, rlimits
     max_memory_mb: float = 0.0  # a worker above this RSS is restarted; 0: no limit
     logs: LogSettings = field(default_factory=LogSettings)  # its output on disk (logconf.py)
+    port: int = 0  # worker N gets port + N (env PORT, probes' {port}); 0: none
+    probes: Probes = field(default_factory=Probes)  # readiness, liveness, startup (probes.py)
 
     @property
     def heartbeat_interval_s(self) -> float:
@@ -344,6 +347,8 @@ def _parse_bot(name: str, table: Table, base: Path, logs: LogSettings) -> BotCon
         process=_take_process(table),
         max_memory_mb=table.take("max_memory_mb", number(minimum=0.0), 0.0),
         logs=take_log_settings(table, logs),
+        port=(port := table.take("port", integer(minimum=1), 0)),
+        probes=take_probes(table, port),
     )
     table.finish()
     return bot if len(table.problems) == start else None
