@@ -118,7 +118,8 @@ class WorkerProbes:
         view.last_result = "success" if ok else "failure"
         view.output = output
         view.latency_ms = round(s * 1000, 1)
-        if before != view.state and (before.healthy != view.state.healthy or _edge(before, ok)):
+        flipped = before.healthy != view.state.healthy or _edge(before, ok)
+        if flipped or probe.wants_restart(spec.kind, spec.thresholds, view.state):
             self._changed(spec, view)
 
     async def _check(

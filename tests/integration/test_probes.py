@@ -124,3 +124,19 @@ def test_startup_probe_protects_a_slow_starter(sup: Supervisor) -> None:
     wait_until(lambda: worker(sup, "slow")["probes"]["liveness"]["last_result"] == "success")
     assert worker(sup, "slow")["pid"] == pid
     assert not sup.events("worker_unhealthy")
+
+
+def test_a_startup_probe_that_never_passes_restarts_the_worker(sup: Supervisor) -> None:
+    """A startup probe at its failure threshold restarts the worker, as liveness would."""
+    sup.configure(
+        health_bot(
+            "never",
+            '[bots.never.probes.startup]\ntcp = "127.0.0.1:{port}"\n'
+            "interval_s = 0.1\nfailure_threshold = 3\n",
+            env=f'HEALTH_LISTEN_FILE = "{sup.dir}/never"',
+        )
+    )
+    sup.start()
+    event = wait_until(lambda: sup.events("worker_unhealthy"), what="worker_unhealthy")[0]
+    assert event["probe"] == "startup"
+    wait_until(lambda: sup.bot("never")["restarts"] >= 1, what="a restart")
