@@ -43,6 +43,7 @@ from supervisor.config.fields import (
 )
 from supervisor.config.logs import LogSettings, take_log_settings
 from supervisor.config.needs import Need, take_needs
+from supervisor.config.probes import Probes, take_probes
 from supervisor.config.process import ProcessSettings
 from supervisor.config.scale import parse_scale
 from supervisor.errors import ConfigError
@@ -153,6 +154,9 @@ class BotConfig:
     fail_bot_at: float = 1.0  # the bot fails once this share of its slots crash-looped
     needs: tuple[Need, ...] = ()  # services checked by the supervisor (config/needs.py)
     on_dependency_restart: str = "ignore"  # "restart": follow a depends_on bot's restart
+
+    port: int = 0  # worker N gets port + N (env PORT, probes' {port}); 0: none
+    probes: Probes = field(default_factory=Probes)  # readiness, liveness, startup (probes.py)
 
     @property
     def heartbeat_interval_s(self) -> float:
@@ -354,6 +358,8 @@ def _parse_bot(name: str, table: Table, base: Path, logs: LogSettings) -> BotCon
         on_dependency_restart=table.take(
             "on_dependency_restart", choice("ignore", "restart"), "ignore"
         ),
+        port=(port := table.take("port", integer(minimum=1), 0)),
+        probes=take_probes(table, port),
     )
     table.finish()
     return bot if len(table.problems) == start else None

@@ -29,6 +29,7 @@ from supervisor.daemon.events import Events
 from supervisor.daemon.helpers.handles import ForkServer, Guardian
 from supervisor.daemon.logfiles import LogWriter
 from supervisor.daemon.output import LineReader
+from supervisor.daemon.probing import BotProbes
 from supervisor.daemon.process import Child, Reaper, end_group
 from supervisor.daemon.propagation import restart_followers
 from supervisor.daemon.slots import BotState, Slot, WorkerState, bot_state, worker_state
@@ -86,6 +87,8 @@ class Bot:
         self._env: dict[str, str] = {}
         self._limits = health.Limits(0, 0, 0)
         self._needs = NeedsWatch(spec.name, spec.needs, ctx.events, self._on_needs_checked)
+
+        self.probes = BotProbes(ctx.reaper, ctx.events, ctx.task_group, self._kill_unhealthy)
         self.update_spec(spec)
 
     def update_spec(self, spec: BotConfig) -> None:
@@ -238,10 +241,14 @@ class Bot:
         link.on_hello = self._on_hello
         link.revoke_on_hello = self.spec.readiness is not Readiness.DELAY
         slot.link = link
-        env = self._env | {
-            "SUPERVISOR_WORKER": str(slot.index),
-            "SUPERVISOR_TOKEN": link.token.hex(),
-        }
+        env = (
+            self._env
+            | {
+                "SUPERVISOR_WORKER": str(slot.index),
+                "SUPERVISOR_TOKEN": link.token.hex(),
+            }
+            | ({"PORT": str(self.spec.port + slot.index)} if self.spec.port else {})
+        )
         slot.restart_at = None
         if self.spec.spawn is SpawnMode.FORK_SERVER:
             slot.spawning = True
@@ -255,7 +262,7 @@ class Bot:
         except OSError as e:
             self._spawn_failed(slot, e)
             return
-        self._adopt(slot, child)
+        self._adopt(slot, child, env)
 
     async def _fork(self, slot: Slot, env: dict[str, str]) -> None:
         title = f"supervisor: {self.name}[{slot.index}] {self.spec.module}"
@@ -268,7 +275,7 @@ class Bot:
         except OSError as e:
             self._spawn_failed(slot, e)
         else:
-            self._adopt(slot, child)
+            self._adopt(slot, child, env)
         finally:
             slot.spawning = False
             self._spawns_in_flight -= 1
@@ -284,7 +291,7 @@ class Bot:
         )
         self._decide(slot, restart.Exit(code=_SPAWN_FAILED_CODE), uptime_s=0.0)
 
-    def _adopt(self, slot: Slot, child: Child) -> None:
+    def _adopt(self, slot: Slot, child: Child, env: dict[str, str]) -> None:
         slot.child = child
         if slot.link is not None:
             slot.link.started_at = child.started_at
@@ -297,6 +304,7 @@ class Bot:
         self._note_full_set()
         if slot.link is not None and self.spec.readiness is not Readiness.SDK:
             self._ctx.task_group.start_soon(self._ready_in_due_time, slot, slot.link)
+        self.probes.start(self.spec, slot, child, env)
 
     def _note_full_set(self) -> None:
         """Every desired worker replaced since the last full set: the bot restarted."""
@@ -307,6 +315,8 @@ class Bot:
             self._ctx.task_group.start_soon(restart_followers, self, self._ctx.events)
 
     def _on_ready(self, slot: Slot, link: WorkerLink) -> None:
+        if not self.probes.admits_ready(self.spec, slot, link):
+            return  # its readiness probe (or the SDK, with both) has not agreed yet
         pid = slot.child.pid if slot.child else None
         after_s = round((link.ready_at or link.started_at) - link.started_at, 3)
         self._ctx.events.emit(
@@ -347,6 +357,7 @@ class Bot:
 
     def _on_exit(self, slot: Slot, child: Child, status: restart.Exit) -> None:
         uptime_s = child.uptime_s()
+        self.probes.stop(slot)
         self._close_link(slot)
         self._ctx.events.emit(
             "worker_exited",
@@ -504,12 +515,16 @@ class Bot:
 
     def _condemn(self, slot: Slot, child: Child, reason: str) -> None:
         """Kill an unresponsive worker; its exit counts as a failure, so it is restarted."""
-        slot.condemned = reason
         slot.unresponsive += 1
         self._ctx.events.emit(
             "worker_unresponsive", "warning", bot=self.name, worker=slot.index, pid=child.pid,
             reason=reason,
         )  # fmt: skip
+        self._kill_unhealthy(slot, child, reason)
+
+    def _kill_unhealthy(self, slot: Slot, child: Child, reason: str) -> None:
+        """Stop a worker judged unhealthy (its event already said why); it is restarted."""
+        slot.condemned = reason
         self._ctx.task_group.start_soon(child.stop, self.spec.stop_signal, self.spec.stop_timeout_s)
 
     # ------------------------------------------------------------ operator commands

@@ -77,6 +77,7 @@ def _worker_status(bot: Bot, slot: Slot, now: float) -> dict[str, Any]:
         "messages": link.messages if link else 0,
         "dropped": link.dropped if link else 0,
         "metrics": link.metrics() if link else {},
+        "probes": bot.probes.status(slot) if child else {},
     }
 
 

@@ -404,3 +404,48 @@ def test_needs_parse_with_default_ports(tmp_path: Path) -> None:
     assert bot.needs[1].url == "postgres://postgres@127.0.0.1/test"
     assert bot.fail_bot_at == 0.5
     assert bot.on_dependency_restart == "restart"
+
+
+def test_probes_parse_with_kubernetes_defaults(tmp_path: Path) -> None:
+    """Each probe kind reads its check and thresholds; {port} and {slot} expand per worker."""
+    cfg = config.load(
+        write(
+            tmp_path,
+            '[bots.a]\ncommand = ["sleep", "5"]\nport = 8000\n'
+            '[bots.a.probes.liveness]\nhttp = "http://127.0.0.1:{port}/healthz"\n'
+            "interval_s = 2\nfailure_threshold = 5\n"
+            '[bots.a.probes.readiness]\ntcp = "127.0.0.1:{port}"\nsuccess_threshold = 2\n'
+            '[bots.a.probes.startup]\nexec = ["test", "-e", "up-{slot}"]\n',
+        )
+    )
+    probes = cfg.bots["a"].probes
+    assert cfg.bots["a"].port == 8000
+    assert probes.liveness is not None
+    assert probes.liveness.thresholds.interval_s == 2.0
+    assert probes.liveness.thresholds.failure_threshold == 5
+    assert probes.liveness.thresholds.timeout_s == 1.0
+    assert probes.liveness.expand(3, 8000) == ("http://127.0.0.1:8003/healthz",)
+    assert probes.readiness is not None
+    assert probes.readiness.thresholds.success_threshold == 2
+    assert probes.startup is not None
+    assert probes.startup.expand(1, 0) == ("test", "-e", "up-1")
+
+
+@pytest.mark.parametrize(
+    ("probe", "message"),
+    [
+        ('http = "http://h:1/"\ntcp = "h:1"', 'bots.a.probes.liveness: give exactly one of "exec"'),
+        ('tcp = "h:1"\nfailure_threshold = -1', "bots.a.probes.liveness.failure_threshold: "),
+        ('tcp = "h:{port}"', "bots.a.probes.liveness.tcp: {port} needs a port source"),
+        ('tcp = "h:1"\nperiod = 3', "bots.a.probes.liveness.period: unknown key"),
+        ('tcp = "h:1"\nsuccess_threshold = 2', "liveness.success_threshold: must be 1"),
+        ('http = "ftp://h/"', "bots.a.probes.liveness.http: expected an URL"),
+    ],
+)
+def test_bad_probe_names_its_key(tmp_path: Path, probe: str, message: str) -> None:
+    """Each probe mistake is one line that starts with its key path."""
+    text = f'[bots.a]\ncommand = ["sleep", "5"]\n[bots.a.probes.liveness]\n{probe}\n'
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, text))
+    assert [p for p in caught.value.problems if message in p], caught.value.problems
+    assert len(caught.value.problems) == 1, caught.value.problems
