@@ -30,7 +30,7 @@ WARMER = {
     "min_reads": "0.3",
     "max_warms_per_s": "1000",
     "half_life_s": '"5s"',
-    "refresh_before_expiry": '"20%"',
+    "refresh_before_expiry": '"50%"',  # lead enough for a loaded machine's warm path
 }
 
 
