@@ -199,10 +199,6 @@ BAD_CONFIGS = [
         "bots.bad name: bot names use letters, digits, '_', '.' and '-' (at most 64, starting with a letter or digit)",
     ),
     (
-        '[bots."web\\n"]\ncommand = ["true"]\n',
-        "bots.web\n: bot names use letters, digits, '_', '.' and '-' (at most 64, starting with a letter or digit)",
-    ),
-    (
         '[bots.echo]\ncommand = ["true"]\nbackoff_jitter = 2\n',
         "bots.echo.backoff_jitter: expected a number from 0 to 1, got 2",
     ),
@@ -449,3 +445,10 @@ def test_bad_probe_names_its_key(tmp_path: Path, probe: str, message: str) -> No
         config.load(write(tmp_path, text))
     assert [p for p in caught.value.problems if message in p], caught.value.problems
     assert len(caught.value.problems) == 1, caught.value.problems
+
+
+def test_a_bot_name_is_matched_whole(tmp_path: Path) -> None:
+    """A name with a trailing newline is refused (a regex `$` would let it through)."""
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, '[bots."web\\n"]\ncommand = ["true"]\n'))
+    assert caught.value.problems[0].endswith("(at most 64, starting with a letter or digit)")
