@@ -111,8 +111,13 @@ class NeedsWatch:
         self._asked.set()
 
     async def check_now(self) -> None:
-        """One round, now: the result reaches the bot before this returns."""
-        self._asked = anyio.Event()
+        """One round, now: the result reaches the bot before this returns. When it finds a need
+        down, `run` is woken, so its backoff starts (it may be waiting with no timeout)."""
+        await self._round()
+        if self.gate.down:
+            self._asked.set()
+
+    async def _round(self) -> None:
         seen = dependency_gate.observe(self.gate, await check_all(self.needs))
         self.gate = seen.gate
         for url in seen.went_down:
@@ -127,4 +132,5 @@ class NeedsWatch:
             delay = dependency_gate.retry_delay_s(self.gate) if self.gate.down else float("inf")
             with anyio.move_on_after(delay):
                 await self._asked.wait()
-            await self.check_now()
+            self._asked = anyio.Event()  # replaced here only, so `run` never waits on a stale one
+            await self._round()
