@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from supervisor.cli.importers import jsdata
 from supervisor.cli.importers.common import (
     Bot,
     SourceError,
@@ -26,6 +25,7 @@ from supervisor.cli.importers.common import (
     sanitize_names,
     seconds,
 )
+from supervisor.cli.importers.jsdata import to_json
 
 FORMAT = "pm2"
 _INTERPRETERS = {
@@ -68,7 +68,7 @@ def load(path: Path) -> dict[str, Any]:
     """The ecosystem object: {"apps": [...], ...}; SourceError with the line otherwise."""
     text = read_source(path)
     if path.suffix in (".js", ".cjs", ".mjs"):
-        text = jsdata.to_json(text, str(path))
+        text = to_json(text, str(path))
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
