@@ -19,3 +19,6 @@ def sup() -> Iterator[Supervisor]:
 
 # The queue fixture of the Redis tests (a test's own keys, deleted once its workers are gone).
 from tests.integration.redisqueue import queue  # noqa: E402, F401
+
+# The private redis-server fixture of the Redis tests (started and stopped by the test).
+from tests.integration.test_cache import private_redis  # noqa: E402, F401

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.integration.harness import REPO, Supervisor, wait_until
 from tests.integration.test_cache import PrivateRedis
@@ -14,16 +11,6 @@ from tests.integration.test_cache import PrivateRedis
 # A worker that cannot work without Redis: it exits as soon as a PING fails. (A file, not
 # `-c`: the script's escapes do not survive a TOML string.)
 NEEDY = REPO / "tests" / "bots" / "needy.py"
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def needy_bot(port: int) -> str:
@@ -43,14 +30,14 @@ needs = ["redis://127.0.0.1:{port}"]
 
 
 def test_redis_down_holds_restarts_and_the_bot_resumes(
-    sup: Supervisor, own_redis: PrivateRedis
+    sup: Supervisor, private_redis: PrivateRedis
 ) -> None:
     """Redis stopped: the bot waits for it with a flat restart count; back: it runs again."""
-    need = f"redis://127.0.0.1:{own_redis.port}"
-    sup.configure(needy_bot(own_redis.port))
+    need = f"redis://127.0.0.1:{private_redis.port}"
+    sup.configure(needy_bot(private_redis.port))
     sup.start()
     sup.wait_running("needy", 2)
-    own_redis.stop()
+    private_redis.stop()
     bot = wait_until(
         lambda: (b := sup.bot("needy"))["running"] == 0 and b["state"] == "waiting" and b,
         what="needy to wait for Redis",
@@ -64,7 +51,7 @@ def test_redis_down_holds_restarts_and_the_bot_resumes(
         assert not any(w["failure"] for w in bot["workers"])
     assert [e["need"] for e in sup.events("dependency_down")] == [need]
 
-    own_redis.start()
+    private_redis.start()
     sup.wait_running("needy", 2, timeout_s=30)
     bot = sup.bot("needy")
     assert bot["restarts"] == restarts  # back without a manual start, nothing counted

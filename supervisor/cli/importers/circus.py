@@ -21,6 +21,7 @@ from supervisor.cli.importers.common import (
     Unconverted,
     directory,
     line_of,
+    parse_ini,
     read_source,
     render,
     sanitize_names,
@@ -41,7 +42,7 @@ _WHY = {
 def convert(path: Path, env: Mapping[str, str]) -> tuple[str, list[Unconverted]]:
     """(supervisor.toml text, what did not carry over) of a circus.ini."""
     text = read_source(path)
-    parser = _parse(path, text)
+    parser = parse_ini(path, text)
     general: list[Unconverted] = []
     flapping = _flapping(parser, path, general)
     bots: list[tuple[int, Bot]] = []
@@ -61,21 +62,6 @@ def convert(path: Path, env: Mapping[str, str]) -> tuple[str, list[Unconverted]]
     sanitize_names(ordered)
     dropped = general + [item for bot in ordered for item in bot.unconverted]
     return render(str(path), FORMAT, ordered, general), dropped
-
-
-def _parse(path: Path, text: str) -> configparser.RawConfigParser:
-    parser = configparser.RawConfigParser(inline_comment_prefixes=(";", "#"), strict=False)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]  # env names keep case
-    try:
-        parser.read_string(text, source=str(path))
-    except configparser.MissingSectionHeaderError as e:
-        raise SourceError(f"{path}:{e.lineno}: expected a [section] header first") from None
-    except configparser.ParsingError as e:
-        lineno, line = e.errors[0]
-        raise SourceError(f"{path}:{lineno}: expected key = value, got {line.strip()}") from None
-    except configparser.Error as e:
-        raise SourceError(f"{path}: {e.message}") from None
-    return parser
 
 
 def _flapping(

@@ -13,6 +13,7 @@ what of it was not carried over:
 
 from __future__ import annotations
 
+import configparser
 import math
 import os
 import re
@@ -188,3 +189,20 @@ def seconds(value: float) -> str | int | float:
     if value == int(value):
         return int(value)
     return f"{round(value * 1000)}ms"
+
+
+def parse_ini(path: Path, text: str) -> configparser.RawConfigParser:
+    """An INI file as supervisord and Circus read it (`;` and `#` comments, keys keep their
+    case), or SourceError with the file and line."""
+    parser = configparser.RawConfigParser(inline_comment_prefixes=(";", "#"), strict=False)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys keep their case
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.MissingSectionHeaderError as e:
+        raise SourceError(f"{path}:{e.lineno}: expected a [section] header first") from None
+    except configparser.ParsingError as e:
+        lineno, line = e.errors[0]
+        raise SourceError(f"{path}:{lineno}: expected key = value, got {line.strip()}") from None
+    except configparser.Error as e:
+        raise SourceError(f"{path}: {e.message}") from None
+    return parser

@@ -9,7 +9,6 @@ which is what ours does with the bots in file order, so bots are written sorted 
 
 from __future__ import annotations
 
-import configparser
 import glob
 import os
 import re
@@ -25,6 +24,7 @@ from supervisor.cli.importers.common import (
     directory,
     key_lines,
     line_of,
+    parse_ini,
     read_source,
     render,
     sanitize_names,
@@ -109,17 +109,7 @@ def read_sections(path: Path) -> list[Section]:
 
 def _parse(path: Path) -> list[Section]:
     text = read_source(path)
-    parser = configparser.RawConfigParser(inline_comment_prefixes=(";", "#"), strict=False)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys keep their case
-    try:
-        parser.read_string(text, source=str(path))
-    except configparser.MissingSectionHeaderError as e:
-        raise SourceError(f"{path}:{e.lineno}: expected a [section] header first") from None
-    except configparser.ParsingError as e:
-        lineno, line = e.errors[0]
-        raise SourceError(f"{path}:{lineno}: expected key = value, got {line.strip()}") from None
-    except configparser.Error as e:
-        raise SourceError(f"{path}: {e.message}") from None
+    parser = parse_ini(path, text)
     sections = []
     for name in parser.sections():
         header = line_of(text, f"[{name}]")
