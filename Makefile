@@ -33,6 +33,8 @@ lint: install
 	$(BIN)/ruff check supervisor bots tests bench
 	$(BIN)/ruff format --check supervisor bots tests bench
 	$(BIN)/mypy
+	bash -n .ci/run
+	bash -n bench/baselines/install.sh
 
 format: install
 	$(BIN)/ruff check --fix supervisor bots tests bench

@@ -30,6 +30,13 @@ class Ours(Fleet):
         return ""
 
     def launch(self, n: int, kind: str) -> None:
+        self.start(n, kind)
+        # The guardian and the fork server are children too, but no workers.
+        wait_for(self._answers, 30, "the control socket")
+        helpers = client.request(self.dir / "run", "status")["supervisor"]["helpers"]
+        self.helpers = {pid for pid in helpers.values() if pid}
+
+    def start(self, n: int, kind: str) -> None:
         self.config = self.dir / "supervisor.toml"
         self.config.write_text(
             f'[supervisor]\nrun_dir = "run"\nlog_format = "json"\n\n'
@@ -43,10 +50,6 @@ class Ours(Fleet):
             env=self.env(),
         )
         log.close()
-        # The guardian and the fork server are children too, but no workers.
-        wait_for(self._answers, 30, "the control socket")
-        helpers = client.request(self.dir / "run", "status")["supervisor"]["helpers"]
-        self.helpers = {pid for pid in helpers.values() if pid}
 
     def _answers(self) -> bool:
         if not (self.dir / "run" / "control").exists():
@@ -73,10 +76,21 @@ class OursForked(Ours):
     """Ours, running the same Python worker as a module bot: forked from the fork server."""
 
     name = "supervisor (module bot, fork server)"
-    kinds = frozenset({"python"})
+    kinds = frozenset({"python", "ready"})
 
     def bot_config(self, kind: str) -> str:
-        return f'module = "bench.workers.sleeper"\ncwd = "{REPO}"'
+        module = "bench.workers.ready:main" if kind == "ready" else "bench.workers.sleeper"
+        return f'module = "{module}"\ncwd = "{REPO}"'
+
+
+class OursPreloaded(OursForked):
+    """Ours, the module bot with `preload = true`: forked from a zygote that imported it."""
+
+    name = "supervisor (module bot, preload)"
+    kinds = frozenset({"ready"})
+
+    def bot_config(self, kind: str) -> str:
+        return super().bot_config(kind) + "\npreload = true"
 
 
 class Circus(Fleet):
@@ -198,7 +212,11 @@ class Supervisord(Fleet):
         self.proc.send_signal(signal.SIGTERM)
 
 
-FLEETS: dict[str, type[Fleet]] = {"supervisor": Ours, "supervisor-fork": OursForked}
+FLEETS: dict[str, type[Fleet]] = {
+    "supervisor": Ours,
+    "supervisor-fork": OursForked,
+    "supervisor-preload": OursPreloaded,
+}
 # The baselines only when bench/baselines/install.sh has installed them.
 if (Circus.bin / "circusd").exists():
     FLEETS["circus"] = Circus

@@ -27,14 +27,18 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 SLEEPER = REPO / "bench" / "workers" / "sleeper.py"
+READY = REPO / "bench" / "workers" / "ready.py"  # imports ~0.15 s of modules, then READY
 POLL_S = 0.0005  # replacement latency is ~1 ms, so poll finely there
 COARSE_POLL_S = 0.005  # elsewhere a poller of our own would eat the CPU it measures
 
 
 def worker_argv(kind: str) -> list[str]:
-    """The worker every tool runs: a sleeping Python script, or `sleep`."""
+    """The worker every tool runs: a sleeping Python script, one that imports a bot's usual
+    modules and then says READY ("ready"), or `sleep`."""
     if kind == "python":
         return [sys.executable, str(SLEEPER)]
+    if kind == "ready":
+        return [sys.executable, str(READY)]
     return [shutil.which("sleep") or "/bin/sleep", "100000"]
 
 
@@ -44,6 +48,15 @@ def children(pid: int) -> set[int]:
             return {int(p) for p in f.read().split()}
     except OSError:
         return set()
+
+
+def running_argv(pid: int, argv: list[str]) -> bool:
+    """Does process pid run argv (its cmdline starts so)? False once it is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")[: len(argv)] == [a.encode() for a in argv]
+    except OSError:
+        return False
 
 
 def wait_for(
@@ -72,7 +85,7 @@ class Fleet(abc.ABC):
     """One supervisor (ours or a baseline) running one bot `w` of n workers."""
 
     name: str
-    kinds: frozenset[str] = frozenset({"python", "sleep"})  # the workers it can run
+    kinds: frozenset[str] = frozenset({"python", "sleep", "ready"})  # the workers it can run
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="bench-", dir="/tmp"))
@@ -89,6 +102,10 @@ class Fleet(abc.ABC):
     @abc.abstractmethod
     def status_argv(self) -> list[str]:
         """The tool's own CLI status command, as an operator types it."""
+
+    def start(self, n: int, kind: str) -> None:
+        """Start the supervisor and return at once, without waiting for it to answer."""
+        self.launch(n, kind)  # the baselines' launch already returns at once
 
     def scale(self, n: int) -> bool:
         """Ask for n workers at runtime; False if the tool cannot."""

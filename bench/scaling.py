@@ -1,6 +1,21 @@
 """Autoscaling benchmark: reaction to a backlog spike, and draining a backlog three ways.
 
     python bench/scaling.py [--runs 3] [--jobs 600] [--job-s 0.02] [--plot bench/out/scaling.png]
+    python bench/scaling.py --case cpu [--runs 3]
+
+`--case cpu`: a CPU-bound bot (tests/bots/burn.py, min 1, max 4, target 20 %,
+interval 500 ms) from its first worker's readiness to the first scale-up, with
+today's CPU start-up rule (cpu_startup_s 2 s) and with the old one
+(initial_readiness_delay_s 30 s); and a bot whose workers burn a core for 1 s
+after readiness and then idle (tests/bots/burst.py): its peak desired count in
+the 10 s after start, with the rule and with cpu_startup_s 0 (the storm).
+
+`--case pacing [--workers 200] [--caps 50 20]`: a fleet of bench/workers/warm.py (each warms
+up against the shared local Redis with its own connection, 50 round trips, and
+50 ms of CPU, then is ready) started with no `max_starting` and with caps;
+time from `supervisor run` to all ready, the peak of runnable processes
+(/proc/stat procs_running) and the peak of Redis's connected_clients, sampled
+every 50 ms.
 
 A real supervisor runs bots/queue_worker.py against the local Redis. A backlog
 of jobs is pushed at once; the bot either autoscales on the list's length
@@ -20,13 +35,17 @@ It also writes a PNG of workers and backlog over time for one run of each mode.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,12 +164,13 @@ def measure(mode: str, jobs: int, job_s: float) -> Run:
         proc.wait(timeout=30)
         r.delete(key, done_key)
         r.close()
+        shutil.rmtree(work, ignore_errors=True)
     return run
 
 
-def _bot(work: Path) -> dict:  # type: ignore[type-arg]
+def _bot(work: Path, name: str = "q") -> dict:  # type: ignore[type-arg]
     try:
-        return client.request(work / "run", "status", {"bot": "q"}, 2.0)["bots"]["q"]
+        return client.request(work / "run", "status", {"bot": name}, 5.0)["bots"][name]
     except UnreachableError:
         return {"ready": -1, "desired": 0, "running": 0}
 
@@ -193,6 +213,153 @@ def plot(runs: dict[str, Run], path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
+CPU_BOT = """
+[supervisor]
+run_dir = "{run_dir}"
+log_level = "warning"
+
+[bots.q]
+module = "tests.bots.{module}:main"
+cwd = "{repo}"
+stop_timeout_s = "1s"
+env = {{ BURST_S = "1" }}
+
+[bots.q.scale]
+min = 1
+max = 4
+metric = "cpu"
+target = 20
+interval_s = "500ms"
+{rule}
+"""
+OLD_RULE = 'initial_readiness_delay_s = "30s"\ncpu_startup_s = "0s"'
+
+
+@contextlib.contextmanager
+def fleet(text: str) -> Iterator[Path]:
+    """A real `supervisor run` of this config (with {run_dir} and {repo} filled in)."""
+    work = Path(tempfile.mkdtemp(prefix="bs-", dir="/tmp"))
+    conf = work / "supervisor.toml"
+    conf.write_text(text.format(run_dir=work / "run", repo=REPO))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "supervisor", "run", "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(work / "log", "wb"),  # noqa: SIM115
+    )
+    try:
+        yield work
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def cpu_reaction(rule: str) -> float:
+    """Seconds from the first worker's readiness to the first scale-up."""
+    with fleet(CPU_BOT.replace("{rule}", rule).replace("{module}", "burn")) as work:
+        _wait(lambda: _bot(work)["ready"] >= 1, 60)
+        t0 = time.perf_counter()
+        _wait(lambda: _bot(work)["desired"] >= 2, 120)
+        return time.perf_counter() - t0
+
+
+def burst_peak(rule: str, horizon_s: float = 10.0) -> int:
+    """The highest desired count within horizon_s of the first worker's readiness."""
+    with fleet(CPU_BOT.replace("{rule}", rule).replace("{module}", "burst")) as work:
+        _wait(lambda: _bot(work)["ready"] >= 1, 60)
+        peak, end = 1, time.perf_counter() + horizon_s
+        while time.perf_counter() < end:
+            peak = max(peak, _bot(work)["desired"])
+            time.sleep(SAMPLE_S)
+        return peak
+
+
+def cpu_case(runs: int) -> None:
+    print(f"CPU autoscaling, {runs} runs, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    new = [cpu_reaction("") for _ in range(runs)]
+    old = [cpu_reaction(OLD_RULE) for _ in range(runs)]
+    print("\nCPU-bound bot, first worker ready -> first scale-up (median)")
+    print(f"  cpu_startup_s 2 s (default)          {statistics.median(new):6.2f} s")
+    print(f"  initial_readiness_delay_s 30 s (old) {statistics.median(old):6.2f} s")
+    calm = [burst_peak("") for _ in range(runs)]
+    storm = [burst_peak('cpu_startup_s = "0s"') for _ in range(runs)]
+    print("\n1 s start-up burst then idle, peak desired in 10 s (median; min 1, max 4)")
+    print(f"  cpu_startup_s 2 s (default)          {statistics.median(calm):6g}")
+    print(f"  cpu_startup_s 0 s                    {statistics.median(storm):6g}")
+
+
+PACED_FLEET = """
+[supervisor]
+run_dir = "{run_dir}"
+log_level = "warning"
+{cap}
+
+[bots.w]
+module = "bench.workers.warm:main"
+cwd = "{repo}"
+workers = {workers}
+readiness = "sdk"
+stop_timeout_s = "2s"
+"""
+
+
+PACED_TIMEOUT_S = 300.0
+
+
+@dataclass
+class Paced:
+    all_ready_s: float  # inf: not all ready within PACED_TIMEOUT_S
+    peak_running: int
+    peak_clients: int
+    restarts: int  # workers killed for not getting ready in time (ready_timeout_s), and so on
+
+
+def paced_start(cap: int | None, workers: int) -> Paced:
+    r = redis.Redis.from_url(REDIS_URL)
+    base = int(r.info("clients")["connected_clients"])
+    text = PACED_FLEET.replace("{cap}", f"max_starting = {cap}" if cap else "")
+    t0 = time.perf_counter()
+    with fleet(text.replace("{workers}", str(workers))) as work:
+        peak_running = peak_clients = 0
+        done = math.inf
+        while time.perf_counter() - t0 < PACED_TIMEOUT_S:
+            bot = _bot(work, "w")
+            if bot["ready"] >= workers:
+                done = time.perf_counter() - t0
+                break
+            peak_running = max(peak_running, _procs_running())
+            clients = int(r.info("clients")["connected_clients"]) - base
+            peak_clients = max(peak_clients, clients)
+            time.sleep(SAMPLE_S)
+        restarts = int(_bot(work, "w").get("restarts", 0))
+    r.close()
+    return Paced(done, peak_running, peak_clients, restarts)
+
+
+def _procs_running() -> int:
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("procs_running"):
+                return int(line.split()[1])
+    return 0
+
+
+def pacing_case(runs: int, workers: int, caps: list[int]) -> None:
+    print(f"start-up pacing, {workers} workers, {runs} runs, {os.cpu_count()} CPUs, "
+          f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print("\nmax_starting   all ready   peak runnable   peak Redis clients   restarts (medians)")
+    for cap in [None, *caps]:
+        results = [paced_start(cap, workers) for _ in range(runs)]
+        ready = statistics.median(p.all_ready_s for p in results)
+        running = statistics.median(p.peak_running for p in results)
+        clients = statistics.median(p.peak_clients for p in results)
+        restarts = statistics.median(p.restarts for p in results)
+        print(
+            f"  {cap or 'none':<12} {ready:8.2f} s   {running:13g}   {clients:18g}   {restarts:8g}"
+        )
+    print(f"load at the end {os.getloadavg()[0]:.1f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -201,7 +368,16 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=600)
     parser.add_argument("--job-s", type=float, default=0.02)
     parser.add_argument("--plot", type=Path, default=REPO / "bench" / "out" / "scaling.png")
+    parser.add_argument("--case", choices=("backlog", "cpu", "pacing"), default="backlog")
+    parser.add_argument("--workers", type=int, default=200, help="pacing: the fleet's size")
+    parser.add_argument("--caps", type=int, nargs="*", default=[50, 20], help="pacing: caps")
     args = parser.parse_args()
+    if args.case == "cpu":
+        cpu_case(args.runs)
+        return 0
+    if args.case == "pacing":
+        pacing_case(args.runs, args.workers, args.caps)
+        return 0
     print(f"scaling benchmark: {args.jobs} jobs of {args.job_s * 1000:g} ms, {args.runs} runs, "
           f"{os.cpu_count()} CPUs")  # fmt: skip
     results: dict[str, list[Run]] = {}

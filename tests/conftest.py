@@ -21,3 +21,12 @@ settings.register_profile(
     "thorough", max_examples=3000, deadline=None, suppress_health_check=_QUIET, database=None
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# The Redis and PostgreSQL of the tests: the system ones when they answer, else private ones
+# for the session (tests/services.py decides; SUPERVISOR_TEST_REDIS / _POSTGRES name them).
+from tests.services_fixtures import (  # noqa: E402, F401
+    postgres_service,
+    pytest_terminal_summary,
+    redis_service,
+)

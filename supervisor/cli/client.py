@@ -39,6 +39,10 @@ def request(
         raise UnreachableError(
             f"the supervisor at {path} did not answer within {timeout_s:g}s"
         ) from None
+    except (ConnectionResetError, BrokenPipeError):  # e.g. it is out of file descriptors
+        raise UnreachableError(
+            f"the supervisor at {path} closed the connection before answering"
+        ) from None
     try:
         request_id = next(_ids)
         conn.send(protocol.encode_request(protocol.Request(request_id, cmd, args or {})))
@@ -63,5 +67,7 @@ def _await_reply(
         except ConnectionResetError:
             raise UnreachableError(f"the supervisor at {path} closed the connection") from None
         reply = protocol.decode_reply(frames[-1])
-        if reply.id == request_id:
+        # id 0: refused before its id was read (bad_request, rate_limited, ...); this
+        # connection carries one request, so the refusal is ours.
+        if reply.id == request_id or (reply.id == 0 and not reply.ok):
             return reply

@@ -20,13 +20,25 @@ if TYPE_CHECKING:
 
 DEFAULT_CONFIG = "supervisor.toml"
 IMPORT_FORMATS = ("supervisord", "circus", "pm2", "procfile")  # importers.FORMATS, unimported
+COMPLETION_SHELLS = ("bash", "zsh", "fish")  # completion.SHELLS, unimported
 _QUICK_TIMEOUT_S = 10.0
+_HOSTS_TIMEOUT_S = 5.0  # `status --hosts`: a host slower than this is reported unreachable
 _WAIT_TIMEOUT_S = 3600.0  # stop/restart/shutdown: the supervisor bounds these itself
 _FOLLOW_INTERVAL_S = 0.1  # `logs -f` looks for new lines this often
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["__complete"]:  # a shell's Tab (see `supervisor completion`)
+        return _complete(argv[1:])
     args = _parser().parse_args(argv)
+    if getattr(args, "host", None) and args.command not in (remote := _remote_commands()):
+        # Acting on this host when another was named would be the worst answer.
+        _error(
+            f"--host: `{args.command}` works on this host only (over --host: "
+            f"{', '.join(sorted(remote))})"
+        )
+        return int(ExitCode.CONFIG)
     try:
         return int(args.func(args))
     except SupervisorError as e:
@@ -34,6 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.exit_code)
     except KeyboardInterrupt:
         return 130
+
+
+def _remote_commands() -> frozenset[str]:
+    """The commands that go through _request: the protocol's (but ping, no CLI command), and
+    top's remote frame. The rest read this host's files or sockets."""
+    from supervisor.wire import protocol
+
+    return (protocol.COMMANDS - {"ping"}) | {"top"}
 
 
 def _error(message: str) -> None:
@@ -46,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "-c", "--config", default=argparse.SUPPRESS, metavar="FILE",
         help=f"config file (default: ./{DEFAULT_CONFIG})",
+    )  # fmt: skip
+    common.add_argument(
+        "--host", default=argparse.SUPPRESS, metavar="NAME",
+        help="a remote supervisor from the hosts file (over CURVE; see `keys new`)",
     )  # fmt: skip
     parser = argparse.ArgumentParser(
         prog="supervisor", parents=[common], description="A process supervisor for bot fleets."
@@ -61,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     p = command("status", "show bots and workers (exit 3 if any bot is not running as desired)")
     p.add_argument("bot", nargs="?")
     p.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    p.add_argument(
+        "--hosts", metavar="A,B,C", help="these hosts at once, one table (exit 3 if any is down)"
+    )
+    p.add_argument("--all", action="store_true", help="every host in the hosts file")
     p.set_defaults(func=_status)
     p = command("scale", "pin a bot at N workers, or hand it back with 'auto'")
     p.add_argument("bot")
@@ -80,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     command("shutdown", "stop every bot, then the supervisor").set_defaults(func=_shutdown)
     p = command("top", "a live view of the fleet, refreshed every second")
     p.add_argument("--interval", type=float, default=1.0, metavar="SECONDS")
+    _add_hosts_options(p)
     p.set_defaults(func=_top)
     p = command("logs", "print a bot's output from its log files, workers merged by time")
     p.add_argument("bot")
@@ -87,18 +116,45 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--lines", type=int, default=10, metavar="N", help="last N (default 10)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     p.set_defaults(func=_logs)
+    _add_import_and_completion(sub)
+    _add_keys(sub)
+    from supervisor.cli import analyze
+
+    analyze.add_parser(sub, common)
+    sub.choices["analyze"].set_defaults(func=_analyze)
+    p = command("events", "print fleet events as they happen")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=_events)
+    return parser
+
+
+def _add_hosts_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hosts", metavar="A,B,C", help="these hosts at once (exit 3 if one is down)")
+    p.add_argument("--all", action="store_true", help="every host in the hosts file")
+
+
+def _add_import_and_completion(sub: Any) -> None:  # neither reads a config: no -c
     about = "turn a supervisord, Circus, PM2 or Procfile config into ours"
-    p = sub.add_parser("import", help=about, description=about)  # reads no config: no -c
+    p = sub.add_parser("import", help=about, description=about)
     p.add_argument("file", metavar="FILE", help="the other supervisor's config file")
     p.add_argument("--from", dest="fmt", choices=IMPORT_FORMATS, help="default: detected")
     p.add_argument("-o", "--output", default=DEFAULT_CONFIG, metavar="OUT", help="'-' for stdout")
     p.add_argument("--strict", action="store_true", help="exit 2 if any option has no equivalent")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.set_defaults(func=_import)
-    p = command("events", "print fleet events as they happen")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.set_defaults(func=_events)
-    return parser
+    about = 'print a shell completion script: eval "$(supervisor completion bash)"'
+    p = sub.add_parser("completion", help=about, description=about)
+    p.add_argument("shell", choices=COMPLETION_SHELLS)
+    p.set_defaults(func=_completion)
+
+
+def _add_keys(sub: Any) -> None:
+    p = sub.add_parser("keys", help="CURVE key pairs for the remote endpoint")
+    keys = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    p = keys.add_parser("new", help="write NAME.key (public) and NAME.key_secret (0600)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--dir", default=".", metavar="DIR", help="where to write them (default: .)")
+    p.set_defaults(func=_keys_new)
 
 
 def _config_path(args: argparse.Namespace) -> str:
@@ -106,14 +162,34 @@ def _config_path(args: argparse.Namespace) -> str:
 
 
 def _request(args: argparse.Namespace, cmd: str, timeout_s: float, **kw: Any) -> Any:
+    request_args = {k: v for k, v in kw.items() if v is not None}
+    if getattr(args, "host", None):
+        from supervisor.cli import hosts, remote
+
+        (host,) = hosts.pick(_hosts_file(), [args.host])
+        return remote.request(host, cmd, request_args, timeout_s)
     from supervisor.cli import client
     from supervisor.config import rundir
 
     run_dir = rundir.load_run_dir(_config_path(args))
-    return client.request(run_dir, cmd, {k: v for k, v in kw.items() if v is not None}, timeout_s)
+    return client.request(run_dir, cmd, request_args, timeout_s)
+
+
+def _hosts_file() -> dict[str, Any]:
+    import os
+
+    from supervisor.cli import hosts
+
+    return dict(hosts.load_hosts(hosts.hosts_path(os.environ)))
 
 
 # ---------------------------------------------------------------- commands
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from supervisor.cli import analyze
+
+    return analyze.run(args, _config_path(args))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -123,20 +199,50 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from supervisor.config import cgroup_host, spawnable
     from supervisor.config import model as config
+    from supervisor.errors import ConfigError
 
     cfg = config.load(_config_path(args))
+    for warning in cgroup_host.check_resources(cfg):
+        _error(f"warning: {warning}")
+    # Not in load(): finding a module walks the disk, which the daemon's reload does not need.
+    missing = [
+        f"bots.{bot.name}.module: {problem}"
+        for bot in cfg.bots.values()
+        if bot.module and (problem := spawnable.module_problem(bot.module, bot.cwd, bot.env))
+    ]
+    if missing:
+        raise ConfigError(missing)
     print(f"{_config_path(args)}: valid; run_dir {cfg.supervisor.run_dir}")
     for bot in cfg.bots.values():
         print(
             f"  {bot.name:<16} workers={bot.workers} restart={bot.restart} "
             f"stop={bot.stop_signal.name}/{bot.stop_timeout_s:g}s  {' '.join(bot.argv)}"
         )
+        if bot.resources.enabled:
+            limits = " ".join(f"{k}={v:g}" for k, v in bot.resources.limits().items())
+            print(f"    resources per {bot.resources.per}: {limits or 'no limits'}")
     for plugin in cfg.plugins.values():
         lines = plugin.cls.describe(plugin.settings)
         print(f"  plugin {plugin.name}" + (f": {lines[0]}" if lines else ""))
         for line in lines[1:]:
             print(f"    {line}")
+    return ExitCode.OK
+
+
+def _completion(args: argparse.Namespace) -> int:
+    from supervisor.cli import completion
+
+    sys.stdout.write(completion.script(args.shell))
+    return ExitCode.OK
+
+
+def _complete(words: list[str]) -> int:
+    from supervisor.cli import completion
+
+    for candidate in completion.complete(_parser(), words, DEFAULT_CONFIG):
+        print(candidate)
     return ExitCode.OK
 
 
@@ -167,6 +273,8 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    if args.hosts or args.all:
+        return _status_hosts(args)
     result = _request(args, "status", _QUICK_TIMEOUT_S, bot=args.bot)
     if args.json:
         import json
@@ -174,8 +282,46 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
     else:
         print(format_status(result))
+    if result.get("trimmed"):  # a fleet too big for one reply (daemon/status_fit.py)
+        print(f"supervisor: note: {result['trimmed']}", file=sys.stderr)
     healthy = all(b["state"] == "running" for b in result["bots"].values())
     return ExitCode.OK if healthy else ExitCode.NOT_ALL_RUNNING
+
+
+def _status_hosts(args: argparse.Namespace) -> int:
+    from supervisor.cli import hosts, remote
+    from supervisor.config.fields import BadValue
+
+    listed = _hosts_file()
+    try:
+        names = list(listed) if args.all else hosts.split_names(args.hosts)
+    except BadValue as e:
+        raise CommandError("bad_request", f"--hosts: {e}") from None
+    merged = hosts.merge_status(remote.status_many(hosts.pick(listed, names), _HOSTS_TIMEOUT_S))
+    if args.json:
+        import json
+
+        print(json.dumps(merged, indent=2))
+    else:
+        print(hosts.format_hosts(merged))
+    return ExitCode.OK if hosts.all_running(merged) else ExitCode.NOT_ALL_RUNNING
+
+
+def _keys_new(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from supervisor.wire import curve
+
+    if not args.name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise CommandError("bad_request", f"NAME is letters, digits, - _ . ; got {args.name!r}")
+    try:
+        public, secret = curve.new_key_pair(Path(args.dir), args.name)
+    except OSError as e:
+        raise CommandError("keys", str(e)) from None
+    key, _ = curve.read_key_file(public)
+    print(f"{public}: public key {key.decode()}")
+    print(f"{secret}: secret key (mode 0600; keep it on this machine)")
+    return ExitCode.OK
 
 
 def _scale(args: argparse.Namespace) -> int:
@@ -233,21 +379,44 @@ def _shutdown(args: argparse.Namespace) -> int:
 def _top(args: argparse.Namespace) -> int:
     import time
 
-    from supervisor.cli import client
-    from supervisor.config import rundir
-
-    run_dir = rundir.load_run_dir(_config_path(args))
+    frame = _top_frame(args)
     out = sys.stdout
     out.write("\x1b[?25l")  # hide the cursor while we redraw
     try:
         while True:
-            status = client.request(run_dir, "status", timeout_s=_QUICK_TIMEOUT_S)
-            out.write("\x1b[H\x1b[2J" + format_top(status) + "\n")
+            out.write("\x1b[H\x1b[2J" + frame() + "\n")
             out.flush()
             time.sleep(args.interval)
     finally:
         out.write("\x1b[?25h")
         out.flush()
+
+
+def _top_frame(args: argparse.Namespace) -> Any:
+    """What `top` draws each time: this host, one remote host, or a table of many."""
+    if args.hosts or args.all:
+        import time
+
+        from supervisor.cli import hosts, remote
+
+        listed = _hosts_file()
+        names = list(listed) if args.all else hosts.split_names(args.hosts)
+        chosen = hosts.pick(listed, names)
+
+        def many() -> str:
+            merged = hosts.merge_status(remote.status_many(chosen, _HOSTS_TIMEOUT_S))
+            return f"{len(chosen)} hosts  {time.strftime('%H:%M:%S')}\n\n" + hosts.format_hosts(
+                merged
+            )
+
+        return many
+    if getattr(args, "host", None):
+        return lambda: format_top(_request(args, "status", _QUICK_TIMEOUT_S))
+    from supervisor.cli import client
+    from supervisor.config import rundir
+
+    run_dir = rundir.load_run_dir(_config_path(args))  # once: the local path as it was
+    return lambda: format_top(client.request(run_dir, "status", timeout_s=_QUICK_TIMEOUT_S))
 
 
 def format_top(status: dict[str, Any]) -> str:
@@ -348,10 +517,16 @@ def format_status(result: dict[str, Any]) -> str:
         bot_notes = notes.setdefault(len(rows) - 1, [])
         if b.get("failure"):
             bot_notes.append(f"failed: {b['failure']}")
-        if b.get("waiting_for"):
+        if b.get("waiting_reason"):
+            bot_notes.append(f"waiting: {b['waiting_reason']}")
+        elif b.get("waiting_for"):
             bot_notes.append(f"waiting for {', '.join(b['waiting_for'])} to be ready")
+        if b.get("job"):
+            bot_notes.append(_job_line(b["job"]))
         if b.get("scale"):
             bot_notes.append(_scale_line(b["scale"]))
+        if b.get("resources"):
+            bot_notes.append(_resources_line(b["resources"]))
         for w in b["workers"]:
             alive = w["pid"] is not None
             rows.append([
@@ -375,6 +550,37 @@ def format_status(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _job_line(job: dict[str, Any]) -> str:
+    """One line on a one-shot: its outcome, the last run (when, how it ended, how long), and
+    for a scheduled one the schedule and the next run."""
+    parts = [f"one-shot {job['outcome']}"]
+    if job.get("last_run"):
+        if job.get("signal"):
+            ended = f"signal {job['signal']}"
+        elif job.get("exit_code") is not None:
+            ended = f"exit {job['exit_code']}"
+        else:
+            ended = "running"
+        took, d = "", job.get("duration_s")
+        if d is not None:
+            took = f" after {d:.1f}s" if d < 60 else f" after {duration(d)}"
+        parts.append(f"last run {_clock(job['last_run'])}: {ended}{took}")
+    if job.get("schedule"):
+        parts.append(f"schedule {job['schedule']}")
+        if job.get("next_run"):
+            parts.append(f"next {_clock(job['next_run'])}")
+        if job.get("skipped"):
+            parts.append(f"{job['skipped']} tick(s) skipped")
+    return ", ".join(parts)
+
+
+def _clock(iso: str) -> str:
+    """An ISO time from status, as this host's local date and time to the second."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _scale_line(scale: dict[str, Any]) -> str:
     """One line on an autoscaled bot: its range, metrics against targets, the last decision."""
     parts = [f"autoscaled {scale['min']}..{scale['max']}"]
@@ -385,6 +591,23 @@ def _scale_line(scale: dict[str, Any]) -> str:
     if last:
         parts.append(f"last: {last['reason'].rsplit('; ', 1)[-1]} {duration(last['age_s'])} ago")
     return ", ".join(parts)
+
+
+def _resources_line(res: dict[str, Any]) -> str:
+    """One line on a bot's cgroups: limits in force, what the host cannot give, usage."""
+    parts = [f"cgroup per {res['per']}: " + (", ".join(res["in_force"]) or "no limits")]
+    if res.get("unavailable"):
+        parts.append("unavailable: " + ", ".join(res["unavailable"]))
+    if res.get("degraded"):
+        parts.append(f"degraded: {res['degraded']}")
+    usage = res.get("usage") or {}
+    if "memory_bytes" in usage:
+        parts.append(f"memory {size(usage['memory_bytes'])}")
+    if "pids" in usage:
+        parts.append(f"pids {usage['pids']}")
+    if res.get("oom_kills"):
+        parts.append(f"OOM kills {res['oom_kills']}")
+    return "; ".join(parts)
 
 
 def _metrics(metrics: dict[str, float], width: int = 48) -> str:

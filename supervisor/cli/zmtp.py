@@ -14,8 +14,12 @@ drive every CLI command through this client against it.
 
 from __future__ import annotations
 
-import socket
 import struct
+
+# The C module: `socket` would cost ~10 % of a status call building its enums (IntEnum of
+# every constant), none of which one AF_UNIX stream needs.
+from _socket import AF_UNIX, SOCK_STREAM
+from _socket import socket as unix_socket
 
 from supervisor.errors import ProtocolError
 
@@ -43,7 +47,7 @@ class DealerConnection:
 
     def __init__(self, path: str, timeout_s: float, max_frame_bytes: int) -> None:
         self._max = max_frame_bytes
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock = unix_socket(AF_UNIX, SOCK_STREAM)
         self._sock.settimeout(timeout_s)
         try:
             self._sock.connect(path)  # FileNotFoundError / ConnectionRefusedError: none there

@@ -9,6 +9,7 @@ config and every plugin's `[plugins.NAME]` table are read with these.
 from __future__ import annotations
 
 import enum
+import math
 import os
 import re
 import shlex
@@ -24,6 +25,8 @@ E = TypeVar("E", bound=enum.StrEnum)
 
 _MODULE = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -80,6 +83,27 @@ class Table:
                 )
 
 
+def nul_problems(raw: object, path: str = "") -> list[str]:
+    """A line per string (key or value) with a NUL in it, anywhere in the file. No setting has
+    a use for one, and os/exec calls raise ValueError on it, so it is refused before any
+    value is read (found by tests/unit/test_fuzz.py: run_dir or cwd = "\\u0000" crashed)."""
+    found: list[str] = []
+    if isinstance(raw, str):
+        if "\0" in raw:
+            found.append(f"{path or '(top)'}: a NUL character is not allowed")
+    elif isinstance(raw, dict):
+        for key, value in raw.items():
+            where = f"{path}.{key}" if path else str(key)
+            if "\0" in str(key):
+                found.append(f"{_CONTROL.sub('?', where)}: a NUL character is not allowed in a key")
+            else:
+                found += nul_problems(value, where)
+    elif isinstance(raw, list):
+        for i, value in enumerate(raw):
+            found += nul_problems(value, f"{path}[{i}]")
+    return found
+
+
 def _suggest(key: str, candidates: list[str]) -> str:
     close = get_close_matches(key, candidates, n=1, cutoff=0.6)
     if close:
@@ -94,7 +118,10 @@ def _show(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        shown = value.replace("\\", "\\\\").replace('"', '\\"')
+        # One problem, one line: control characters are shown as TOML escapes.
+        shown = _CONTROL.sub(lambda m: _ESCAPES.get(m[0], f"\\u{ord(m[0]):04X}"), shown)
+        return '"' + (shown if len(shown) <= 80 else shown[:77] + "...") + '"'
     if isinstance(value, dict):
         return "a table"
     if isinstance(value, list):
@@ -236,14 +263,21 @@ def signal_name(value: Any) -> signal.Signals:
 
 
 def env_table(value: Any) -> Mapping[str, str]:
-    """Environment variables; numbers are written as strings."""
+    """Environment variables: strings as they are; integers and finite floats written as Python
+    writes them (3 -> "3", 0.5 -> "0.5", 1e3 -> "1000.0"). Everything else is an error: booleans
+    (true -> "True" or "1" or "true"? each program reads it differently), dates, arrays, tables,
+    inf/nan, and a NUL anywhere (exec cannot pass it; the spawn would fail at every restart)."""
     if not isinstance(value, dict):
         raise BadValue(f"expected a table of NAME = value, got {_show(value)}")
     env: dict[str, str] = {}
     for key, item in value.items():
         if isinstance(item, bool) or not isinstance(item, str | int | float):
             raise BadValue(f"expected a string or a number, got {_show(item)}", key=key)
+        if isinstance(item, float) and not math.isfinite(item):
+            raise BadValue(f"expected a string or a finite number, got {item}", key=key)
         if not key or "=" in key or "\0" in key:
             raise BadValue("not a valid environment variable name", key=key)
+        if isinstance(item, str) and "\0" in item:
+            raise BadValue("a value cannot contain a NUL character", key=key)
         env[key] = str(item)
     return MappingProxyType(env)

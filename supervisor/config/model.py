@@ -14,7 +14,6 @@ from __future__ import annotations
 import enum
 import os
 import re
-import shutil
 import signal
 import sys
 from collections.abc import Mapping
@@ -24,8 +23,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from supervisor.config import bounds, rundir, spawnable
 from supervisor.config import process as procsettings
-from supervisor.config import rundir
 from supervisor.config.fields import (
     BadValue,
     Table,
@@ -37,20 +36,26 @@ from supervisor.config.fields import (
     existing_directory,
     integer,
     module_spec,
+    nul_problems,
     number,
     signal_name,
     string,
 )
-from supervisor.config.logs import LogSettings, take_log_settings
+from supervisor.config.logs import LogSettings, boolean, take_log_settings
 from supervisor.config.needs import Need, take_needs
 from supervisor.config.probes import Probes, take_probes
 from supervisor.config.process import ProcessSettings
+from supervisor.config.remote import RemoteSettings, take_remote
+from supervisor.config.resources import Resources, take_resources
 from supervisor.config.scale import parse_scale
+from supervisor.config.schedule import take_schedule
 from supervisor.errors import ConfigError
 from supervisor.plugins.base import Plugin
 from supervisor.policy.scaling import Policy
+from supervisor.policy.schedule import Schedule
 
 ENVIRONMENTS = ("dev", "staging", "prod", "high-performance")
+DEFAULT_MAX_STARTING = None  # fleet-wide: no cap unless set (see the pacing bench)
 _BOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
@@ -60,6 +65,13 @@ class RestartMode(enum.StrEnum):
     ALWAYS = "always"
     ON_FAILURE = "on-failure"
     NEVER = "never"
+
+
+class Kind(enum.StrEnum):
+    """What a bot's workers are for."""
+
+    SERVICE = "service"  # kept running
+    ONESHOT = "oneshot"  # run to completion: exit 0 is success (policy/oneshot.py)
 
 
 class SpawnMode(enum.StrEnum):
@@ -156,7 +168,12 @@ class BotConfig:
     on_dependency_restart: str = "ignore"  # "restart": follow a depends_on bot's restart
 
     port: int = 0  # worker N gets port + N (env PORT, probes' {port}); 0: none
+    max_starting: int | None = None  # at most this many workers starting at once; None: no cap
+    kind: Kind = Kind.SERVICE
+    schedule: Schedule | None = None  # a one-shot's ticks (config/schedule.py)
     probes: Probes = field(default_factory=Probes)  # readiness, liveness, startup (probes.py)
+    resources: Resources = field(default_factory=Resources)  # cgroup limits (resources.py)
+    preload: bool = False  # fork workers from a zygote that imported the module (zygote.py)
 
     @property
     def heartbeat_interval_s(self) -> float:
@@ -174,6 +191,9 @@ class SupervisorSettings:
     shutdown_timeout_s: float = 30.0
     environment: str = ""  # "dev", "staging", "prod", "high-performance"; plugins may inherit it
     logs: LogSettings = field(default_factory=LogSettings)  # defaults of the bots' log_* keys
+    remote: RemoteSettings | None = None  # the CURVE control endpoint (config/remote.py)
+    max_starting: int | None = None  # fleet-wide cap on workers starting at once (pacing)
+    max_workers: int = bounds.DEFAULT_MAX_WORKERS  # the fleet's ceiling (config/bounds.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +226,9 @@ def load(path: Path | str) -> Config:
     """Read and validate the config file; raise ConfigError with every problem."""
     path = Path(path)
     raw = rundir.read_toml(str(path))
-    problems: list[str] = []
+    problems: list[str] = nul_problems(raw)
+    if problems:
+        raise ConfigError(problems)
     # Absolute, not resolved: under a Kubernetes ConfigMap the file is a symlink into a
     # dated directory that the next update deletes; the mount's own path stays.
     config = _parse(raw, path.absolute(), problems)
@@ -229,6 +251,9 @@ def _parse(raw: dict[str, Any], path: Path, problems: list[str]) -> Config | Non
         shutdown_timeout_s=sup.take("shutdown_timeout_s", duration, 30.0),
         environment=sup.take("environment", choice(*ENVIRONMENTS), ""),
         logs=take_log_settings(sup, LogSettings()),
+        remote=take_remote(sup, base),
+        max_starting=sup.take("max_starting", integer(minimum=1), DEFAULT_MAX_STARTING),
+        max_workers=sup.take("max_workers", integer(minimum=1), bounds.DEFAULT_MAX_WORKERS),
     )
     sup.finish()
     bots_table = top.sub("bots")
@@ -239,6 +264,14 @@ def _parse(raw: dict[str, Any], path: Path, problems: list[str]) -> Config | Non
         if bot is not None:
             bots[name] = bot
     bots = _in_start_order(bots, problems)
+    bounds.check_counts(
+        (
+            (b.name, "scale.max" if b.scale else "workers", b.scale.max if b.scale else b.workers)
+            for b in bots.values()
+        ),
+        bounds.host_ceiling(settings.max_workers),
+        problems,
+    )
     _check_user_sockets(settings.run_dir, bots, problems)
     plugins = _parse_plugins(top.sub("plugins"), {"environment": settings.environment})
     top.finish()
@@ -258,6 +291,8 @@ def _parse_plugins(table: Table, inherited: dict[str, str]) -> dict[str, PluginC
     A plugin that lists a `[supervisor]` key in `inherits` sees it in its own
     table unless it sets that key itself.
     """
+    if not table.raw:
+        return {}  # no [plugins]: the loader (and importlib.metadata) stays unimported
     from supervisor.plugins import loader as plugins  # noqa: PLC0415  (only configs with plugins pay for it)
 
     found: dict[str, PluginConfig] = {}
@@ -323,7 +358,17 @@ def _parse_bot(name: str, table: Table, base: Path, logs: LogSettings) -> BotCon
         jitter=table.take("backoff_jitter", number(0.0, 1.0), default_backoff.jitter),
         reset_after_s=table.take("backoff_reset_s", duration, default_backoff.reset_after_s),
     )
-    scale = parse_scale(table.sub("scale")) if table.has("scale") else None
+    schedule = take_schedule(table)
+    kind = table.take("kind", enum_choice(Kind), Kind.ONESHOT if schedule else Kind.SERVICE)
+    oneshot = kind is Kind.ONESHOT
+    if schedule and not oneshot:
+        table.problems.append(
+            f'{table.key_path("kind")}: a bot on a schedule runs to completion: kind = "oneshot"'
+        )
+    if oneshot and table.has("scale"):
+        table.problems.append(f"{table.key_path('scale')}: a one-shot bot does not autoscale")
+        table.used.add("scale")
+    scale = parse_scale(table.sub("scale")) if table.has("scale") and not oneshot else None
     workers = table.take("workers", integer(minimum=0), scale.min if scale else 1)
     if scale and not scale.min <= workers <= scale.max:
         table.problems.append(
@@ -338,13 +383,20 @@ def _parse_bot(name: str, table: Table, base: Path, logs: LogSettings) -> BotCon
         workers=workers,
         env=env,
         cwd=cwd,
-        restart=table.take("restart", enum_choice(RestartMode), RestartMode.ALWAYS),
+        restart=table.take(
+            "restart",
+            enum_choice(RestartMode),
+            RestartMode.ON_FAILURE if oneshot else RestartMode.ALWAYS,
+        ),
         stop_signal=table.take("stop_signal", signal_name, signal.SIGTERM),
         stop_timeout_s=table.take("stop_timeout_s", duration, 10.0),
         backoff=backoff,
         max_restarts=table.take("max_restarts", integer(minimum=1), 10),
         restart_window_s=table.take("restart_window_s", duration, 60.0),
-        readiness=table.take("readiness", enum_choice(Readiness), Readiness.AUTO),
+        # A one-shot need not say READY: it is judged by its exit (but may use the SDK).
+        readiness=table.take(
+            "readiness", enum_choice(Readiness), Readiness.DELAY if oneshot else Readiness.AUTO
+        ),
         ready_after_s=table.take("ready_after_s", duration, 1.0),
         ready_timeout_s=table.take("ready_timeout_s", duration, 60.0),
         heartbeat_timeout_s=table.take("heartbeat_timeout_s", duration, 10.0),
@@ -360,7 +412,13 @@ def _parse_bot(name: str, table: Table, base: Path, logs: LogSettings) -> BotCon
         ),
         port=(port := table.take("port", integer(minimum=1), 0)),
         probes=take_probes(table, port),
+        resources=take_resources(table, max(workers, scale.max if scale else 0)),
+        max_starting=table.take("max_starting", integer(minimum=1), None),
+        kind=kind,
+        schedule=schedule,
+        preload=table.take("preload", boolean, False),
     )
+    _check_preload(table, bot)
     table.finish()
     return bot if len(table.problems) == start else None
 
@@ -378,11 +436,8 @@ def _take_argv(table: Table, cwd: Path, env: Mapping[str, str]) -> tuple[tuple[s
         if ":" in module:
             return (sys.executable, "-m", "supervisor.sdk.entry", module), module
         return (sys.executable, "-m", module), module
-    elif command and not _executable_exists(command[0], cwd, env):
-        table.problems.append(
-            f'{table.key_path("command")}: "{command[0]}" is not an executable '
-            + ("file" if "/" in command[0] else "on PATH")
-        )
+    elif command and (problem := spawnable.executable_problem(command[0], cwd, env)):
+        table.problems.append(f"{table.key_path('command')}: {problem}")
     return command, ""
 
 
@@ -404,11 +459,29 @@ def _take_spawn(table: Table, module: str, env: Mapping[str, str]) -> SpawnMode:
     return spawn
 
 
-def _executable_exists(program: str, cwd: Path, env: Mapping[str, str]) -> bool:
-    if "/" in program:
-        candidate = cwd / program
-        return candidate.is_file() and os.access(candidate, os.X_OK)
-    return shutil.which(program, path=env.get("PATH", os.environ.get("PATH"))) is not None
+def _check_preload(table: Table, bot: BotConfig) -> None:
+    """A zygote imports "pkg.mod" of a "pkg.mod:function" bot forked by the fork server."""
+    if not bot.preload:
+        return
+    where = table.key_path("preload")
+    if not bot.module:
+        table.problems.append(
+            f"{where}: preload imports a module bot's module; this bot has a command"
+        )
+    elif bot.spawn is not SpawnMode.FORK_SERVER:
+        table.problems.append(
+            f'{where}: preload forks from the fork server; not with spawn = "exec"'
+        )
+    elif ":" not in bot.module:
+        table.problems.append(
+            f'{where}: preload needs module = "package.module:function" (a bare module runs as '
+            "__main__, so importing it ahead would run the bot)"
+        )
+    elif bot.process.uid is not None and not bot.resources.empty:
+        table.problems.append(
+            f"{where}: a zygote that runs as the bot's user cannot put its workers in their "
+            "cgroups; drop preload, user or the resource limits"
+        )
 
 
 # ---------------------------------------------------------------- start order

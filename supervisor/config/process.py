@@ -182,6 +182,8 @@ def read_env_file(path: Path) -> dict[str, str]:
             raise ValueError(f"{path}:{number}: expected KEY=VALUE, got {raw.strip()!r}")
         key, value = m.groups()
         values[key] = _env_value(value, path, number)
+        if "\0" in values[key]:  # the same rule as `env`: exec cannot pass it
+            raise ValueError(f"{path}:{number}: a value cannot contain a NUL character")
     return values
 
 

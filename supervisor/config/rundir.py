@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 
 from supervisor.errors import ConfigError
 
@@ -45,9 +44,11 @@ def socket_path_problem(path: str) -> str:
 
 def load_run_dir(path: str) -> str:
     """Only `supervisor.run_dir` of the config file, checked."""
-    raw = read_toml(path)
-    table = raw.get("supervisor", {})
-    value = table.get("run_dir", DEFAULT) if isinstance(table, dict) else DEFAULT
+    value = _scan_run_dir(path)
+    if value is None:
+        raw = read_toml(path)
+        table = raw.get("supervisor", {})
+        value = table.get("run_dir", DEFAULT) if isinstance(table, dict) else DEFAULT
     run_dir, problem = resolve(value, os.path.dirname(os.path.abspath(path)))  # as config.py
     if problem:
         raise ConfigError([f"supervisor.run_dir: {problem}"])
@@ -68,8 +69,37 @@ def resolve(value: object, base: str) -> tuple[str, str]:
     return run_dir, ""
 
 
+_RUN_DIR_LINE = re.compile(r'[ \t]*run_dir[ \t]*=[ \t]*"([^"\\\x00-\x1f]*)"[ \t]*(?:#.*)?')
+_SUPERVISOR_TABLE = re.compile(r"[ \t]*\[[ \t]*supervisor[ \t]*\][ \t]*(?:#.*)?")
+
+
+def _scan_run_dir(path: str) -> str | None:
+    """run_dir without a TOML parser (tomllib is most of a `status` call's own work), when
+    the file says it the one plain way: a single `run_dir = "..."` line (no escapes) in
+    `[supervisor]`, and no multi-line string anywhere that could hide such a line. None
+    otherwise (or if the file cannot be read): then tomllib decides, and names any error.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if text.count("run_dir") != 1 or '"""' in text or "'''" in text:
+        return None
+    in_supervisor = False
+    for line in text.splitlines():
+        if line.lstrip().startswith("["):
+            in_supervisor = _SUPERVISOR_TABLE.fullmatch(line) is not None
+        elif "run_dir" in line:
+            m = _RUN_DIR_LINE.fullmatch(line)
+            return m[1] if m and in_supervisor else None
+    return None
+
+
 def read_toml(path: str) -> dict[str, Any]:
     """Parse TOML; a syntax error names file, line and column."""
+    import tomllib  # noqa: PLC0415  (the CLI's start-up path often needs no parser: see above)
+
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()

@@ -14,7 +14,8 @@ scale_up_cooldown_s = "0s"
 scale_down_window_s = "30s"
 up_limit = { workers = 4, percent = 100, period_s = "15s" }
 down_limit = { percent = 100, period_s = "15s" }
-initial_readiness_delay_s = "30s"
+cpu_startup_s = "2s"            # CPU counts from samples begun this long after readiness
+initial_readiness_delay_s = "0s"  # hold every worker's CPU this long after readiness
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # HPA's defaults, but a 30 s scale-down window instead of 300 s: bots react faster than pods.
 _UP_LIMIT = RateLimit(workers=4, percent=100, period_s=15.0)
 _DOWN_LIMIT = RateLimit(percent=100, period_s=15.0)
+# A worker's CPU counts from a sample begun this long after it was ready: past the burst of
+# connecting and warming up, without HPA's 30 s of ignoring every new worker.
+CPU_STARTUP_S = 2.0
 
 
 def parse_scale(table: Table) -> Policy | None:
@@ -59,7 +63,8 @@ def parse_scale(table: Table) -> Policy | None:
         down_limit=(
             _limit(table.sub("down_limit"), _DOWN_LIMIT) if table.has("down_limit") else _DOWN_LIMIT
         ),
-        initial_readiness_delay_s=table.take("initial_readiness_delay_s", duration, 30.0),
+        initial_readiness_delay_s=table.take("initial_readiness_delay_s", duration, 0.0),
+        cpu_startup_s=table.take("cpu_startup_s", duration, CPU_STARTUP_S),
     )
     table.finish()
     if policy.interval_s <= 0:

@@ -36,6 +36,7 @@ class Autoscaler:
         self.history = History()
         self.last: Decision | None = None
         self.last_at: float | None = None
+        self.evaluations = 0
         self._lists = RedisLists([m for m in policy.metrics if m.source is Source.REDIS_LIST])
         self._wants_cpu = any(m.source is Source.CPU for m in policy.metrics)
         bot.auto_desired = max(policy.min, min(policy.max, bot.auto_desired))
@@ -60,13 +61,15 @@ class Autoscaler:
                 values = values | {"cpu": slot.child.sample()[0]}
             ready_at = link.ready_at if link is not None else None
             ready_for = now - ready_at if ready_at is not None else 0.0
-            samples.append(WorkerSample(slot.ready, ready_for, values))
+            window = now - slot.child.cpu_since
+            samples.append(WorkerSample(slot.ready, ready_for, values, cpu_window_s=window))
         return Observation(self.bot.desired, tuple(samples), external)
 
     def step(self, now: float, external: dict[str, float | None]) -> Decision:
         """One evaluation; applies the decision unless the bot is pinned or stopped."""
         decision = scaling.decide(self.policy, self.observe(now, external), self.history, now)
         self.history, self.last, self.last_at = decision.history, decision, now
+        self.evaluations += 1
         previous = self.bot.auto_desired
         if decision.desired != previous:
             self.bot.auto_desired = decision.desired
@@ -91,6 +94,7 @@ class Autoscaler:
             "min": self.policy.min,
             "max": self.policy.max,
             "auto_desired": self.bot.auto_desired,
+            "evaluations": self.evaluations,
             "pin_outside_range": pin is not None and not self.policy.min <= pin <= self.policy.max,
             "metrics": [
                 _reading(r) | {"target": spec.target}

@@ -64,7 +64,12 @@ class WorkerLink:
 
 
 class Channel:
-    def __init__(self, server: WorkerServer, events: Events) -> None:
+    def __init__(
+        self,
+        server: WorkerServer,
+        events: Events,
+        on_receive: Callable[[], None] | None = None,  # once per receive (memory.Trimmer)
+    ) -> None:
         self._server = server
         self._events = events
         self._links: dict[bytes, WorkerLink] = {}
@@ -73,6 +78,7 @@ class Channel:
         self.rejected: dict[str, int] = {}
         self.messages = 0
         self.batches = 0
+        self._on_receive = on_receive
 
     # ------------------------------------------------------------ links
 
@@ -98,7 +104,10 @@ class Channel:
 
     async def run(self) -> None:
         while True:
-            for frames in await self._server.recv_many(_TAKE_AT_ONCE):
+            received = await self._server.recv_many(_TAKE_AT_ONCE)
+            if self._on_receive is not None:
+                self._on_receive()
+            for frames in received:
                 self.handle(frames)
             # A recv that finds a message waiting returns without letting the loop run:
             # give control requests and exits their turn even under a flood.

@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from supervisor import __version__
+from supervisor.daemon import status_fit
 from supervisor.daemon.events import Events
 from supervisor.daemon.fleet import Bot
+from supervisor.daemon.stops import Stops
 from supervisor.errors import CommandError
+from supervisor.wire import protocol
 
 if TYPE_CHECKING:
     import anyio
@@ -27,6 +30,7 @@ class Owner(Protocol):
 
     bots: dict[str, Bot]
     pins: dict[str, int]
+    stops: Stops
     events: Events
     shutdown_requested: anyio.Event
     fleet_down: anyio.Event
@@ -35,7 +39,7 @@ class Owner(Protocol):
 
     def status_header(self) -> dict[str, Any]: ...
 
-    async def save_state(self) -> None: ...
+    async def save_state(self) -> str: ...
 
     async def reload(self) -> dict[str, Any]: ...
 
@@ -43,6 +47,10 @@ class Owner(Protocol):
 log = structlog.get_logger("supervisor.commands")
 
 MAX_WORKERS = 10_000  # per bot; a typo such as 20000 instead of 200 is refused
+
+
+def _encode_result(result: Any) -> bytes:
+    return protocol.encode_reply(protocol.Reply(0, True, result))
 
 
 class Commands:
@@ -74,7 +82,7 @@ class Commands:
         name = args.get("bot")
         if name is not None:
             self._bot(args)  # a clear error for an unknown bot
-        return self._sup.status(name, time.monotonic())
+        return status_fit.fit(self._sup.status(name, time.monotonic()), _encode_result)
 
     async def scale(self, args: dict[str, Any]) -> Any:
         bot = self._bot(args)
@@ -91,7 +99,7 @@ class Commands:
                 "bad_count",
                 f"the count must be a whole number from 0 to {MAX_WORKERS}, or auto; got {count!r}",
             )
-        await self._sup.save_state()  # the reply waits for the disk
+        unsaved = await self._sup.save_state()  # the reply waits for the disk
         self._sup.events.emit(
             "bot_scaled", bot=bot.name, desired=bot.desired, previous=previous, mode=bot.mode
         )
@@ -102,17 +110,22 @@ class Commands:
             "previous": previous,
             "mode": bot.mode,
             "previous_mode": previous_mode,
-            "warning": _outside_range(bot),
+            "warning": _outside_range(bot)
+            or (unsaved and f"not saved to disk yet ({unsaved}); kept, and saved once it can be"),
         }
 
     async def start(self, args: dict[str, Any]) -> Any:
         bot, worker = self._bot(args), self._worker(args)
+        self._sup.stops.started(bot.name, worker)
+        await self._sup.save_state()
         await bot.start(worker)
         self._sup.events.emit("bot_started", bot=bot.name, worker=worker)
         return {"bot": bot.name, "state": bot.state().value}
 
     async def stop(self, args: dict[str, Any]) -> Any:
         bot, worker = self._bot(args), self._worker(args)
+        self._sup.stops.stopped(bot.name, worker)
+        await self._sup.save_state()  # a stop is kept across a restart, like a pin
         await bot.stop(worker)
         self._sup.events.emit("bot_stopped", bot=bot.name, worker=worker)
         return {"bot": bot.name, "state": bot.state().value}
@@ -129,6 +142,8 @@ class Commands:
                     "stopped there (the other workers keep running)",
                 )
         else:
+            self._sup.stops.started(bot.name, worker)
+            await self._sup.save_state()
             await bot.restart(worker)
         self._sup.events.emit("bot_restarted", bot=bot.name, worker=worker)
         return {"bot": bot.name, "state": bot.state().value}

@@ -2,9 +2,10 @@
 
 Each bot runs one task that reconciles desired and actual: it spawns the
 slots that should run and may (their backoff is over), and stops the slots
-above the desired count, highest first. Exits arrive from the reaper as
-callbacks; the restart decision is `restart.decide`, pure; the task is
-woken by every change. Slots and their derived states are in slots.py.
+it no longer keeps (the idlest go first on a scale-down: policy/victims.py).
+Exits arrive from the reaper as callbacks; the restart decision is
+`restart.decide`, pure; the task is woken by every change. Slots and their
+derived states are in slots.py.
 """
 
 from __future__ import annotations
@@ -21,19 +22,32 @@ import anyio.abc
 import anyio.lowlevel
 import structlog
 
-from supervisor.config.model import BotConfig, Readiness, SpawnMode
+from supervisor.config.model import BotConfig, Kind, Readiness, SpawnMode
 from supervisor.config.process import ProcessSettings
+from supervisor.daemon.cgroups import CgroupTree
 from supervisor.daemon.channel import Channel, WorkerLink
 from supervisor.daemon.dependencies import NeedsWatch
 from supervisor.daemon.events import Events
 from supervisor.daemon.helpers.handles import ForkServer, Guardian
+from supervisor.daemon.jobs import ONESHOT_STATES, JobRecord, runs
 from supervisor.daemon.logfiles import LogWriter
 from supervisor.daemon.output import LineReader
+from supervisor.daemon.pacing import Pacer
 from supervisor.daemon.probing import BotProbes
 from supervisor.daemon.process import Child, Reaper, end_group
 from supervisor.daemon.propagation import restart_followers
-from supervisor.daemon.slots import BotState, Slot, WorkerState, bot_state, worker_state
-from supervisor.policy import dependency_gate, health, propagation, reconcile, restart
+from supervisor.daemon.resources import BotCgroups
+from supervisor.daemon.slots import BotState, Slot, WorkerState, bot_state, candidate, worker_state
+from supervisor.policy import (
+    dependency_gate,
+    health,
+    oneshot,
+    propagation,
+    reconcile,
+    restart,
+    victims,
+)
+from supervisor.policy.reload import process_part
 from supervisor.wire import protocol
 
 log = structlog.get_logger("supervisor.fleet")
@@ -42,6 +56,7 @@ _SPAWNS_PER_TICK = 16  # then let the loop breathe (control requests, exits)
 _SPAWN_FAILED_CODE = 127  # what a shell reports for a program that cannot be run
 _DEPENDENCY_POLL_S = 0.05  # a waiting bot looks at its dependencies this often
 _ROLL_POLL_S = 0.05  # a rolling restart looks for the new worker's readiness this often
+_PACED_RECHECK_S = 0.2  # a bot held back by pacing asks again at least this often
 
 
 @dataclass
@@ -59,6 +74,9 @@ class FleetContext:
     logs: LogWriter | None = None  # worker output to files under run_dir/logs
     # The workers socket's address for a bot's user (bots of other users get their own).
     worker_endpoint: Callable[[ProcessSettings], str] | None = None
+    cgroups: CgroupTree | None = None  # the supervisor's cgroup subtree (cgroups.py)
+    pacer: Pacer | None = None  # max_starting: spawns wait for a place (daemon/pacing.py)
+    watch: Callable[[], None] | None = None  # wakes the watchdog: a worker speaks the SDK
 
 
 class Bot:
@@ -68,6 +86,8 @@ class Bot:
         self.auto_desired = spec.workers  # the autoscaler moves this
         self._speaks_sdk = False  # a worker of this bot has said HELLO
         self.slots: dict[int, Slot] = {}
+        self._kept: tuple[int, ...] = ()  # the slot numbers kept for the desired count
+        self._wanted: tuple[tuple[int, ...], frozenset[int]] = ((), frozenset())  # kept, as a set
         self.stopped = False
         self.halted = False  # the supervisor is shutting down: nothing starts any more
         self.failure: str | None = None
@@ -77,23 +97,35 @@ class Bot:
         self._wake = anyio.Event()
         self._next_pass = anyio.Event()
         self._spawns_in_flight = 0
+        self._paced = 0  # due workers the pacer held back in the last pass
         self._spawns_done = anyio.Event()
+        self._drain_cuts: dict[int, anyio.Event] = {}  # slot -> ends its drain wait at once
         self._rng = random.Random()
         self.dependencies: list[Bot] = []  # set by the supervisor, from spec.depends_on
         self.dependents: list[Bot] = []  # the bots whose depends_on names this one
         self._full_set_at: float | None = None  # the newest start of the last full set
         self.waiting_for: list[str] = []
+        self.job = JobRecord() if spec.kind is Kind.ONESHOT else None  # its runs
+        if spec.schedule is not None:  # its first run waits for a tick
+            self.slots = {i: Slot(i, restart_at=None) for i in range(spec.workers)}
         self._roll_lock = anyio.Lock()
         self._env: dict[str, str] = {}
         self._limits = health.Limits(0, 0, 0)
         self._needs = NeedsWatch(spec.name, spec.needs, ctx.events, self._on_needs_checked)
 
         self.probes = BotProbes(ctx.reaper, ctx.events, ctx.task_group, self._kill_unhealthy)
+        self.cgroups = BotCgroups(ctx.cgroups, spec.name, ctx.events)
         self.update_spec(spec)
 
     def update_spec(self, spec: BotConfig) -> None:
-        """A new spec (a reload): it applies to the workers started from now on."""
+        """A new spec (a reload): it applies to the workers started from now on; a one-shot
+        whose process changed (command, env, ...; not only live settings) runs again."""
+        if self.job is not None and process_part(spec) != process_part(self.spec):
+            self.run_again()
+        if (spec.kind is Kind.ONESHOT) != (self.job is not None):  # a reload changed its kind
+            self.job = JobRecord() if spec.kind is Kind.ONESHOT else None
         self.spec = spec
+        self.cgroups.configure(spec.resources)
         if self._needs.needs != spec.needs:  # a reload: what was down may be needed no more
             self._needs.needs, self._needs.gate = spec.needs, dependency_gate.Gate()
         self._env = (
@@ -139,12 +171,42 @@ class Bot:
         return 0 if self.stopped else self.desired
 
     @property
+    def kept(self) -> tuple[int, ...]:
+        """The slot numbers kept for the desired count; on a change the idlest leave."""
+        desired = self.desired
+        if len(self._kept) != desired:
+            shrink = len(self._kept) > desired
+            views = {i: candidate(s) for i, s in self.slots.items()} if shrink else {}
+            self._kept = victims.resize(self._kept, desired, views)
+        return self._kept
+
+    @property
+    def wanted(self) -> frozenset[int]:
+        """The slots that should run now: the kept ones, none while the bot is stopped.
+
+        Built once per change of `kept`: it is asked per slot in loops over the slots, and
+        a new set each time made every spawn of a 200-worker burst cost O(N^2)."""
+        kept = self.kept
+        if self._wanted[0] is not kept:
+            self._wanted = (kept, frozenset(kept))
+        return frozenset() if self.stopped else self._wanted[1]
+
+    @property
     def running(self) -> int:
         return sum(1 for s in self.slots.values() if s.alive and not s.stopping)
 
     @property
     def ready(self) -> int:
         return sum(1 for s in self.slots.values() if s.ready)
+
+    @property
+    def starting(self) -> int:
+        """Workers spawned and not ready yet (what max_starting caps)."""
+        return sum(1 for s in self.slots.values() if s.spawning or _starting(s))
+
+    @property
+    def max_starting(self) -> int | None:
+        return self.spec.max_starting
 
     @property
     def needs_down(self) -> list[str]:
@@ -154,13 +216,37 @@ class Bot:
     def state(self) -> BotState:
         if (self.waiting_for or self._needs.gate.down) and not (self.stopped or self.halted):
             return BotState.WAITING
-        return bot_state(self.slots.values(), self.target, self.stopped, self.failure is not None)
+        if self.job is not None and not self.stopped:
+            return ONESHOT_STATES[self.outcome()]
+        state = bot_state(self.slots.values(), self.wanted, self.stopped, self.failure is not None)
+        return BotState.DEGRADED if self.cgroups.degraded and state is BotState.RUNNING else state
 
     @property
     def up(self) -> bool:
         """Every desired worker is ready: what a bot that depends on this one waits for."""
         waiting = self.waiting_for or self._needs.gate.down
+        if self.job is not None:  # a one-shot: once its run succeeded
+            return not waiting and self.outcome() is oneshot.Outcome.SUCCEEDED
         return not waiting and self.ready >= self.target and not self.stopped
+
+    def outcome(self) -> oneshot.Outcome:
+        """A one-shot's run: idle, running, succeeded or failed."""
+        return oneshot.outcome(runs(self.slots.values(), self.wanted), self.failure)
+
+    def job_reason(self) -> str:
+        """Why a dependent waits on this bot, if it is a one-shot that did not succeed."""
+        if self.job is None:
+            return ""
+        return oneshot.reason(self.name, runs(self.slots.values(), self.wanted), self.failure)
+
+    def run_again(self) -> None:
+        """A one-shot runs again (its spec changed, or a tick): every kept slot that is down
+        runs once more."""
+        for slot in self.slots.values():
+            if not slot.alive and not slot.held:
+                slot.restart_at, slot.failure, slot.history = 0.0, "", restart.History()
+        self.failure = None
+        self.poke()
 
     def worker_state(self, slot: Slot, now: float) -> WorkerState:
         return worker_state(slot, now, self.stopped, self.failure is not None)
@@ -207,31 +293,52 @@ class Bot:
             self.waiting_for = [d.name for d in self.dependencies if not d.up]
         self.waiting_for = []
 
+    @property
+    def waiting_reason(self) -> str:
+        """Why it waits, when a one-shot it depends on did not succeed: read now, not at the
+        last dependency poll, so it never says "running" of a one-shot already failed."""
+        if not self.waiting_for:
+            return ""
+        return "; ".join(filter(None, (d.job_reason() for d in self.dependencies)))
+
     async def _reconcile(self) -> None:
         """Start the slots the plan names, then stop or forget those above the target."""
-        blocked = self.failure is not None or self.halted or bool(self._needs.gate.down)
-        due = reconcile.to_spawn(self.slots, self.target, time.monotonic(), blocked)
-        for spawned, index in enumerate(due, start=1):
-            if index >= self.target:  # scaled down while we let the loop breathe
-                break
-            self._spawn(self.slots.setdefault(index, Slot(index)))
-            exec_spawns = self.spec.spawn is SpawnMode.EXEC  # forks are queued, not done here
-            if exec_spawns and spawned % _SPAWNS_PER_TICK == 0:
-                await anyio.lowlevel.checkpoint()
-        trim = reconcile.to_trim(self.slots, self.target, self.desired)
+        due = reconcile.to_spawn(self.slots, self.wanted, time.monotonic(), self._blocked)
+        if self._ctx.pacer is not None:
+            self._paced = len(due)
+            due = due[: self._ctx.pacer.take(self, len(due))]
+            self._paced -= len(due)
+        try:
+            await self._spawn_due(due)
+        finally:
+            if self._ctx.pacer is not None:
+                self._ctx.pacer.spawned(self)
+        trim = reconcile.to_trim(self.slots, self.wanted, self.kept)
         for index in trim.stop:
             self._ctx.task_group.start_soon(self._stop_slot, self.slots[index], True)
         for index in trim.forget:
             del self.slots[index]
 
+    async def _spawn_due(self, due: list[int]) -> None:
+        """Spawn the due slots, letting the loop breathe every few exec spawns."""
+        for spawned, index in enumerate(due, start=1):
+            if index not in self.wanted:  # scaled down while we let the loop breathe
+                break
+            self._spawn(self.slots.setdefault(index, Slot(index)))
+            exec_spawns = self.spec.spawn is SpawnMode.EXEC  # forks are queued, not done here
+            if exec_spawns and spawned % _SPAWNS_PER_TICK == 0:
+                await anyio.lowlevel.checkpoint()
+
+    @property
+    def _blocked(self) -> bool:
+        return self.failure is not None or self.halted or bool(self._needs.gate.down)
+
     def _next_due(self, now: float) -> float:
-        """Seconds until the earliest backoff ends (inf if none)."""
-        waits = [
-            s.restart_at - now
-            for s in self.slots.values()
-            if s.restart_at is not None and not s.alive and s.restart_at > now
-        ]
-        return max(0.0, min(waits)) if waits else float("inf")
+        """Seconds until the earliest backoff ends: 0 if one ended during the pass (inf if
+        none)."""
+        if self._paced:
+            return _PACED_RECHECK_S  # the pacer pokes us; this is only a backstop
+        return reconcile.next_due(self.slots, self.wanted, now, self._blocked)
 
     # ------------------------------------------------------------ spawning and exits
 
@@ -257,8 +364,9 @@ class Bot:
             return
         try:
             child = Child.spawn(
-                self.spec.argv, env, self.spec.cwd, self._ctx.reaper, self.spec.process
-            )
+                self.spec.argv, env, self.spec.cwd, self._ctx.reaper, self.spec.process,
+                cgroup=self.cgroups.enter_files(slot.index),
+            )  # fmt: skip
         except OSError as e:
             self._spawn_failed(slot, e)
             return
@@ -270,8 +378,10 @@ class Bot:
         try:
             process = None if self.spec.process.empty else self.spec.process.as_request()
             child = await self._ctx.fork_server.spawn(
-                self.spec.module, env, self.spec.cwd, title, stop, process=process
-            )
+                self.spec.module, env, self.spec.cwd, title, stop, process=process,
+                cgroup=self.cgroups.enter_files(slot.index),
+                preload=(self.name, self._env) if self.spec.preload else None,
+            )  # fmt: skip
         except OSError as e:
             self._spawn_failed(slot, e)
         else:
@@ -295,12 +405,16 @@ class Bot:
         slot.child = child
         if slot.link is not None:
             slot.link.started_at = child.started_at
+            if self.expects_sdk(slot.link):
+                self._wake_watchdog()
         child.on_exit = partial(self._on_exit, slot, child)
         self.started_at = self.started_at or child.started_at
         self._ctx.guardian.add(child, self.spec.stop_signal, self.spec.stop_timeout_s)
         self._read_output(slot, child)
         self._ctx.changed()
         self._ctx.events.emit("worker_spawned", bot=self.name, worker=slot.index, pid=child.pid)
+        if self.job is not None:
+            self.job.started()
         self._note_full_set()
         if slot.link is not None and self.spec.readiness is not Readiness.SDK:
             self._ctx.task_group.start_soon(self._ready_in_due_time, slot, slot.link)
@@ -308,13 +422,15 @@ class Bot:
 
     def _note_full_set(self) -> None:
         """Every desired worker replaced since the last full set: the bot restarted."""
-        live = [s.child for s in self.slots.values() if s.index < self.target and s.alive]
+        live = [s.child for s in self.slots.values() if s.index in self.wanted and s.alive]
         starts = [c.started_at for c in live if c is not None]
         restarted, self._full_set_at = propagation.full_set(starts, self.target, self._full_set_at)
         if restarted:
             self._ctx.task_group.start_soon(restart_followers, self, self._ctx.events)
 
     def _on_ready(self, slot: Slot, link: WorkerLink) -> None:
+        if self._ctx.pacer is not None:
+            self._ctx.pacer.released()
         if not self.probes.admits_ready(self.spec, slot, link):
             return  # its readiness probe (or the SDK, with both) has not agreed yet
         pid = slot.child.pid if slot.child else None
@@ -326,6 +442,17 @@ class Bot:
     def _on_hello(self, link: WorkerLink) -> None:
         """One worker speaks the SDK: with readiness "auto", the bot's next ones are waited for."""
         self._speaks_sdk = True
+        self._wake_watchdog()
+
+    def watched(self) -> bool:
+        """Has it a live worker whose health is the SDK's to tell (what the watchdog judges)?"""
+        return any(
+            s.link is not None and s.alive and self.expects_sdk(s.link) for s in self.slots.values()
+        )
+
+    def _wake_watchdog(self) -> None:
+        if self._ctx.watch is not None:
+            self._ctx.watch()
 
     def expects_sdk(self, link: WorkerLink) -> bool:
         """Is this worker's readiness the SDK's to tell (so it must connect)?"""
@@ -357,6 +484,7 @@ class Bot:
 
     def _on_exit(self, slot: Slot, child: Child, status: restart.Exit) -> None:
         uptime_s = child.uptime_s()
+        oom = self.cgroups.exited(slot.index, child.pid, status)
         self.probes.stop(slot)
         self._close_link(slot)
         self._ctx.events.emit(
@@ -368,13 +496,18 @@ class Bot:
             signal=status.signal,
             uptime_s=round(uptime_s, 3),
             expected=slot.stopping or self.halted,
-            reason=slot.condemned,
+            reason=slot.condemned or ("oom" if oom else ""),
         )
         slot.condemned = ""
+        slot.last_exit = (status.code, status.signal)
+        if self.job is not None:
+            self.job.exited(status, uptime_s)
+        if self._ctx.pacer is not None:
+            self._ctx.pacer.released()
         if slot.stopping or self.halted:
             slot.restart_at = 0.0  # the stop task decides; a respawn is fine if still wanted
         else:
-            self._ctx.task_group.start_soon(self._end_leftovers, child)
+            self._ctx.task_group.start_soon(self._end_leftovers, child, slot.index)
             self._gate_exit(slot, status, uptime_s)
         self.poke()
 
@@ -440,17 +573,20 @@ class Bot:
         self._ctx.events.emit(
             "worker_failed", "error", bot=self.name, worker=slot.index, reason=reason
         )
-        failed = sum(1 for s in self.slots.values() if s.failure and s.index < self.target)
+        failed = sum(1 for s in self.slots.values() if s.failure and s.index in self.wanted)
         if self.failure is None and restart.breaker_tripped(
             failed, self.target, self.spec.fail_bot_at
         ):
             self.failure = f"{failed} of {self.target} workers failed; worker {slot.index} {reason}"
             self._ctx.events.emit("bot_failed", "error", bot=self.name, reason=self.failure)
 
-    async def _end_leftovers(self, child: Child) -> None:
+    async def _end_leftovers(self, child: Child, slot: int) -> None:
         """A worker died on its own: end what it left in its group, then forget the group."""
+        deadline = time.monotonic() + self.spec.stop_timeout_s
+        self.cgroups.signal(slot, self.spec.stop_signal)
         await end_group(child.pgid, self.spec.stop_signal, self.spec.stop_timeout_s)
-        self._ctx.guardian.remove(child.pgid)
+        await self.cgroups.end(slot, deadline)
+        self._ctx.guardian.remove(child)
         self._ctx.changed()
 
     async def _stop_slot(self, slot: Slot, drain: bool = False) -> None:
@@ -459,20 +595,43 @@ class Bot:
         if child is None:
             return
         if slot.stopping:  # a stop is under way; wait for it to end
+            # A stop (shutdown, `stop`) while it drains does not wait out the drain: the
+            # other workers get their stop signal now, and so does this one.
+            if (cut := self._drain_cuts.get(slot.index)) is not None:
+                cut.set()
             await child.exited.wait()
             return
         slot.stopping = True
+        deadline = time.monotonic() + self.spec.stop_timeout_s * (2 if drain else 1)
         try:
             if drain and self._ask_to_drain(slot, child):
-                with anyio.move_on_after(self.spec.stop_timeout_s):
-                    await child.exited.wait()
+                await self._wait_drained(slot, child)
             if child.alive:
+                self.cgroups.signal(slot.index, self.spec.stop_signal)
                 await child.stop(self.spec.stop_signal, self.spec.stop_timeout_s)
+            await self.cgroups.end(slot.index, deadline)
         finally:
             slot.stopping = False
-            self._ctx.guardian.remove(child.pgid)
+            self._ctx.guardian.remove(child)
             self._ctx.changed()
             self.poke()
+
+    async def _wait_drained(self, slot: Slot, child: Child) -> None:
+        """Until the worker exits, stop_timeout_s passes, or another stop cuts the drain."""
+        over = self._drain_cuts[slot.index] = anyio.Event()
+
+        async def exit_ends_it() -> None:
+            await child.exited.wait()
+            over.set()
+
+        try:
+            with anyio.move_on_after(self.spec.stop_timeout_s):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(exit_ends_it)
+                    await over.wait()
+                    tg.cancel_scope.cancel()
+        finally:
+            self._drain_cuts.pop(slot.index, None)
 
     def _ask_to_drain(self, slot: Slot, child: Child) -> bool:
         link = slot.link
@@ -485,12 +644,13 @@ class Bot:
 
     # ------------------------------------------------------------ the watchdog
 
-    def check_health(self, now: float) -> None:
-        """Readiness of workers without the SDK; kills for silence or never getting ready."""
+    def check_health(self, now: float, kill: bool = True) -> None:
+        """Readiness of workers without the SDK; kills for silence or never getting ready
+        (not with kill=False: the watchdog just woke from a pause and cannot judge silence)."""
         for slot in self.slots.values():
-            self._check_slot(slot, now)
+            self._check_slot(slot, now, kill)
 
-    def _check_slot(self, slot: Slot, now: float) -> None:
+    def _check_slot(self, slot: Slot, now: float, kill: bool = True) -> None:
         link, child = slot.link, slot.child
         if link is None or child is None or not slot.alive or slot.stopping or slot.condemned:
             return
@@ -502,7 +662,7 @@ class Bot:
         verdict, reason = health.check(self._limits, seen, now)
         if verdict is health.Verdict.READY:
             link.mark_ready(now)
-        elif verdict is not health.Verdict.WAIT:
+        elif verdict is not health.Verdict.WAIT and kill:
             if link.messages == 0:
                 reason += " (its SDK never connected: see the worker's stderr)"
             self._condemn(slot, child, reason)
@@ -541,6 +701,8 @@ class Bot:
         await self._stop_all(slots)
         if worker is None:
             self.started_at = None
+            deadline = time.monotonic() + self.spec.stop_timeout_s
+            await self.cgroups.end(None, deadline, self.spec.stop_signal)
 
     async def start(self, worker: int | None = None) -> None:
         """Start what is down: clears failed, stopped and exited; resets backoff."""
@@ -552,7 +714,7 @@ class Bot:
             slot.history = restart.History()
             if not slot.alive and slot.restart_at is None:
                 slot.restart_at = 0.0
-        failed = sum(1 for s in self.slots.values() if s.failure and s.index < self.target)
+        failed = sum(1 for s in self.slots.values() if s.failure and s.index in self.wanted)
         if not restart.breaker_tripped(failed, self.target, self.spec.fail_bot_at):
             self.failure = None  # a revived slot can un-trip the breaker
         await self.settle()
@@ -566,13 +728,15 @@ class Bot:
         """A rolling restart: one worker at a time, each new one ready before the next old
         one stops, so at most one fewer than desired is ready. False if a new worker did not
         become ready (the roll stops there: the old ones keep running)."""
+        if self.job is not None:
+            return True  # a one-shot is not rolled: a changed one runs again (update_spec)
         async with self._roll_lock:  # a second roll (another reload) waits for the first
             return await self._roll()
 
     async def _roll(self) -> bool:
         self._ctx.events.emit("bot_rolling_restart", bot=self.name, workers=self.running)
         for slot in sorted(self.slots.values(), key=lambda s: s.index):
-            if slot.index >= self.target or not slot.alive or slot.child is None:
+            if slot.index not in self.wanted or not slot.alive or slot.child is None:
                 continue
             old = slot.child
             await self._stop_slot(slot, drain=True)
@@ -596,6 +760,10 @@ class Bot:
             return True
         return False
 
+    async def end_run(self) -> None:
+        """Stop a one-shot's running workers (overlap = "replace"); the bot is not stopped."""
+        await self._stop_all([s for s in self.slots.values() if s.alive])
+
     async def _stop_all(self, slots: list[Slot]) -> None:
         async with anyio.create_task_group() as tg:
             for slot in slots:
@@ -612,6 +780,10 @@ class Bot:
 def base_env(extra: dict[str, str]) -> dict[str, str]:
     """The environment every worker starts from: ours, plus the supervisor's addresses."""
     return dict(os.environ) | extra
+
+
+def _starting(slot: Slot) -> bool:
+    return slot.alive and not slot.stopping and not slot.ready
 
 
 def _ignore_line(line: str) -> None:

@@ -273,6 +273,11 @@ class WorkerLog:
         limit = self.settings.max_bytes
         chunk = bytearray()
         try:
+            if self._fd >= 0 and os.fstat(self._fd).st_nlink == 0:
+                # Its file (or the whole log directory) was deleted under us: writing on
+                # would fill an inode nobody can read until the next rotation. Start anew.
+                log.warning("log_file_removed", bot=self.bot, worker=self.slot)
+                self.close()
             if self._fd < 0:
                 self._open_first()
             for line in lines:

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 
+from supervisor.config import cgroup_host
 from supervisor.config import model as config
 from supervisor.daemon.helpers import forkserver
 from supervisor.errors import ExitCode
@@ -23,6 +24,7 @@ def run(config_path: str) -> int:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
     cfg = config.load(config_path)
+    cgroup_host.check_resources(cfg)  # as `check` does: limits the host cannot give stop here
     early = forkserver.launch() if cfg.uses_fork_server else None
 
     import anyio  # noqa: PLC0415  (after the fork server is on its way)

@@ -19,13 +19,14 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import anyio.to_thread
 import structlog
 
@@ -33,8 +34,9 @@ from supervisor import __version__
 from supervisor.config import model as config_module
 from supervisor.config.model import BotConfig, Config
 from supervisor.config.rundir import control_path
-from supervisor.daemon import sdnotify, state
+from supervisor.daemon import sdnotify, stacks, state
 from supervisor.daemon.autoscaler import Autoscaler
+from supervisor.daemon.cgroups import CgroupTree
 from supervisor.daemon.channel import Channel
 from supervisor.daemon.commands import Commands
 from supervisor.daemon.endpoints import WorkerEndpoints
@@ -43,25 +45,39 @@ from supervisor.daemon.fleet import Bot, FleetContext, base_env
 from supervisor.daemon.helpers import guardian
 from supervisor.daemon.helpers.handles import ForkServer, Guardian
 from supervisor.daemon.logfiles import LogWriter
+from supervisor.daemon.memory import Trimmer
+from supervisor.daemon.pacing import Pacer
 from supervisor.daemon.plugin_host import SupervisorHost
 from supervisor.daemon.plugin_runner import PluginRunner
 from supervisor.daemon.process import Reaper, become_subreaper, end_strays
+from supervisor.daemon.remote import RemoteControl
+from supervisor.daemon.schedules import ScheduleRunner
 from supervisor.daemon.slots import BotState
 from supervisor.daemon.status import full_status
+from supervisor.daemon.stops import Stops
 from supervisor.errors import AlreadyRunningError, CommandError, ConfigError, ProtocolError
+from supervisor.policy.admission import Admission
 from supervisor.wire import protocol
 from supervisor.wire.transport import (
     ControlServer,
     EventPublisher,
     WorkerServer,
+    close_context,
     endpoint,
     new_context,
 )
 
 if TYPE_CHECKING:
+    import zmq.asyncio
+
     from supervisor.policy.reload import Plan
 
 log = structlog.get_logger("supervisor")
+_BUSY = {
+    "rate_limited": "too many requests from this client; slow down",
+    "peer_busy": "this client has too many requests being answered; wait for the replies",
+    "overloaded": "the supervisor is answering too many requests; retry shortly",
+}
 
 _SAVE_EVERY_S = 0.2  # live process groups are saved at most this often
 _STRAY_TIMEOUT_S = 2.0
@@ -86,6 +102,7 @@ class Supervisor:
         self.reaper = Reaper()
         self.guardian = Guardian(self.reaper)
         self.fork_server = ForkServer(self.reaper)
+        self.cgroups = CgroupTree(self.run_dir, self.guardian)  # made when a bot needs a group
         self.logs = LogWriter(self.run_dir / "logs")
         self.notifier = sdnotify.Notifier(None)  # systemd's, if it started us: see run()
         self.bots: dict[str, Bot] = {}
@@ -93,11 +110,19 @@ class Supervisor:
         self.plugin_host = SupervisorHost(self)
         self.loop_lag_s = 0.0
         self.pins: dict[str, int] = {}
+        self.stops = Stops()  # bots and workers stopped by hand, saved with the pins
         self.started_at = time.monotonic()
         self.rejected_frames: dict[str, int] = {}
+        self.state_save_error = ""  # why the last save of state.json failed; "" if it did not
+        self.admission = Admission()  # control requests per peer (policy/admission.py)
+        self.trimmer = Trimmer(self._frames_taken)
         self.events = Events()
+        self.fork_server.on_notice = lambda event, level, fields: self.events.emit(
+            event, level, **fields
+        )
         self.channel: Channel | None = None
         self.shutdown_requested = anyio.Event()
+        self._control_server: ControlServer | None = None
         self.fleet_down = anyio.Event()
         self._dirty = anyio.Event()
         self._save_lock = anyio.Lock()
@@ -107,8 +132,16 @@ class Supervisor:
         self._fleet_ctx: FleetContext
         self._scopes: dict[str, anyio.CancelScope] = {}
         self._reload_lock = anyio.Lock()
-        self._limits_changed = anyio.Event()  # a reload may bring max_memory_mb
+        self._reloaded = anyio.Event()  # set and replaced by each reload: timers asleep wake
+        self._watch_wanted = anyio.Event()  # the watchdog has workers to judge again
         self._plugins_listening = False
+        self.plugin_host.commands = Commands(self)  # dashboard actions (behind the monitor's auth)
+        remote_settings = config.supervisor.remote
+        self.remote = (
+            None
+            if remote_settings is None
+            else RemoteControl(remote_settings, Commands(self), self)
+        )
 
     # ------------------------------------------------------------ the run
 
@@ -129,12 +162,12 @@ class Supervisor:
             publisher = EventPublisher(context, self.run_dir / "events")
             sockets += [control, workers, publisher]
             self.events.bind(publisher)
-            self.channel = Channel(workers, self.events)
+            self.channel = Channel(workers, self.events, on_receive=self.trimmer.arrived)
             endpoints = WorkerEndpoints(self.run_dir, workers)
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 self._build_fleet(tg, self.channel, endpoints)
-                tg.start_soon(self._serve_control, control, tg)
+                self._start_control(tg, control, context)
                 tg.start_soon(self.channel.run)
                 tg.start_soon(self._watchdog)
                 tg.start_soon(self._save_loop)
@@ -143,6 +176,7 @@ class Supervisor:
                 self._start_plugins()
                 tg.start_soon(self._watch_loop_lag)
                 tg.start_soon(self._guard_memory)
+                tg.start_soon(self.trimmer.run)  # RSS back after a flood (daemon/memory.py)
                 self._announce_started(tg)
                 await self.shutdown_requested.wait()
                 await self._stop_fleet()
@@ -155,16 +189,23 @@ class Supervisor:
             self.events.bind(None)
             for sock in sockets:
                 sock.close()
-            context.term()  # waits for the sockets' linger: the last replies get out
+            close_context(context)  # waits for the sockets' linger: the last replies get out
             # Unless the fleet was stopped, the helpers end it: that is their job.
             clean = self.fleet_down.is_set()
-            self.fork_server.close()
-            self.guardian.close(clean)
+            self._close_helpers(clean)
             self._close_outputs()
-            self._save()
+            self._save_at_exit()
             self._remove_signals()
             lock.close()
             log.info("supervisor_stopped")
+
+    def _close_helpers(self, clean: bool) -> None:
+        """The fork server goes; the guardian goes too, ending the fleet unless it is down
+        (and then the cgroups with what is left in them: otherwise that is the guardian's)."""
+        self.fork_server.close()
+        self.guardian.close(clean)
+        if clean:
+            self.cgroups.close()
 
     def _start_outputs(self) -> None:
         """Log files, and systemd's notify socket (taken out of the env workers copy)."""
@@ -202,8 +243,10 @@ class Supervisor:
         """Last resort after a kill -9 that the guardian did not survive either."""
         previous = state.load(self._state_path)
         self.pins = {b: n for b, n in previous.pins.items() if b in self.config.bots}
+        self.stops = Stops.restored(previous.stopped, previous.held, set(self.config.bots))
         if previous.groups:
-            ended = guardian.end_groups(previous.groups)
+            marker = f"SUPERVISOR_RUN_DIR={self.run_dir}".encode()
+            ended = guardian.end_groups(previous.groups, marker)
             if ended:
                 log.warning("leftovers_ended", groups=ended)
 
@@ -232,6 +275,9 @@ class Supervisor:
             changed=self.mark_dirty,
             logs=self.logs,
             worker_endpoint=endpoints.for_process,
+            cgroups=self.cgroups,
+            pacer=Pacer(self.config.supervisor.max_starting, self.bots.values),
+            watch=self._watch_wanted_set,
         )
         for spec in self.config.bots.values():  # in start order: dependencies first
             self._add_bot(spec)
@@ -240,12 +286,14 @@ class Supervisor:
     def _add_bot(self, spec: BotConfig) -> Bot:
         """A bot (and its autoscaler) as the config has it; _start_bot runs them."""
         bot = self.bots[spec.name] = Bot(spec, self._fleet_ctx, self.pins.get(spec.name))
+        self.stops.apply(bot)
         if spec.scale is not None:
             self.autoscalers[spec.name] = Autoscaler(bot, spec.scale, self.events)
         return bot
 
     def _start_bot(self, name: str) -> None:
         self._start_scoped(f"bot:{name}", self.bots[name].run)
+        self._start_schedule(self.bots[name])
         autoscaler = self.autoscalers.get(name)
         if autoscaler is not None:
             self._start_scoped(f"autoscaler:{name}", autoscaler.run)
@@ -291,8 +339,16 @@ class Supervisor:
                 runner.deliver(event, fields)
 
     async def _watch_loop_lag(self) -> None:
-        """Say so when something held the loop: a plugin's hook, a slow disk, a bug."""
+        """Say so when something held the loop: a plugin's hook, a slow disk, a bug.
+
+        Only while plugins run (their hooks are the code in our loop we do not control):
+        without them an idle fleet wakes no timer of ours.
+        """
         while True:
+            if not self.plugin_host.runners:
+                self.loop_lag_s = 0.0
+                await self._reloaded.wait()  # a reload may bring plugins
+                continue
             before = time.monotonic()
             await anyio.sleep(_LAG_TICK_S)
             lag_s = time.monotonic() - before - _LAG_TICK_S
@@ -305,8 +361,7 @@ class Supervisor:
         (the monitor), its samples are used at its interval; else /proc/PID/stat every 2 s."""
         while True:
             if not any(b.max_memory_mb > 0 for b in self.config.bots.values()):
-                await self._limits_changed.wait()  # no timer while no bot has a limit
-                self._limits_changed = anyio.Event()
+                await self._reloaded.wait()  # no timer while no bot has a limit
                 continue
             sampler = self.plugin_host.memory_sampler()
             interval_s = sampler.sample_interval_s if sampler is not None else None
@@ -333,20 +388,39 @@ class Supervisor:
     async def _watchdog(self) -> None:
         """Heartbeat and ready-timeout checks of SDK workers, four per shortest timeout.
 
-        Readiness by delay needs no tick: each spawn sets a one-shot timer.
+        Readiness by delay needs no tick: each spawn sets a one-shot timer. While no worker
+        speaks the SDK (or no timeout is set) there is nothing to judge, and no tick.
         """
         low, high = _WATCHDOG_TICK_S
+        blind_until = 0.0
         while True:
-            timeouts = [  # again each time: a reload may bring shorter ones
-                t
-                for b in self.config.bots.values()
-                for t in (b.heartbeat_timeout_s, b.ready_timeout_s)
-                if t > 0
-            ]
-            await anyio.sleep(max(low, min([high, *(t / 4 for t in timeouts)])))
+            timeouts = self._sdk_timeouts()  # again each time: a reload may bring shorter ones
+            if not timeouts or not any(b.watched() for b in self.bots.values()):
+                await self._watch_wanted.wait()  # a spawn or HELLO of the SDK, or a reload
+                self._watch_wanted = anyio.Event()
+                continue
+            tick = max(low, min([high, *(t / 4 for t in timeouts)]))
+            before = time.monotonic()
+            await anyio.sleep(tick)
             now = time.monotonic()
+            # A tick far later than asked: the supervisor was stopped (SIGSTOP, a frozen VM
+            # or cgroup) or its loop stalled, and the heartbeats of that time are still
+            # queued, unread. Judging now would kill every SDK worker at once; instead give
+            # them one timeout from now (a worker really dead is still caught then). Workers
+            # without the SDK are still marked ready meanwhile: only kills wait.
+            if (paused_s := now - before - tick) > max(1.0, tick):
+                blind_until = now + max(timeouts, default=0.0)
+                log.warning("supervisor_was_paused", paused_s=round(paused_s, 1))
             for bot in self.bots.values():
-                bot.check_health(now)
+                bot.check_health(now, kill=now >= blind_until)
+
+    def _watch_wanted_set(self) -> None:
+        self._watch_wanted.set()  # the event of now: the watchdog replaces it as it wakes
+
+    def _sdk_timeouts(self) -> list[float]:
+        """The heartbeat and ready timeouts the watchdog judges (0 is none)."""
+        bots = self.config.bots.values()
+        return [t for b in bots for t in (b.heartbeat_timeout_s, b.ready_timeout_s) if t > 0]
 
     async def _stop_fleet(self) -> None:
         """Bots stop in the reverse of start order, within shutdown_timeout_s."""
@@ -390,11 +464,13 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
         for sig in _FORWARDED:
             loop.add_signal_handler(sig, self._forward_signal, sig)
+        stacks.install(loop)  # kill -QUIT: where every thread and task is (daemon/stacks.py)
         self.reaper.reap()  # anything that exited before the handler was in place
 
     def _remove_signals(self) -> None:
         with contextlib.suppress(RuntimeError):
             loop = asyncio.get_running_loop()
+            stacks.remove(loop)
             for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, *_FORWARDED):
                 loop.remove_signal_handler(sig)
 
@@ -474,6 +550,8 @@ class Supervisor:
                 log.warning("reload_needs_restart", keys=list(plan.needs_restart))
             old_bots = self.bots
             self.config = new
+            if self._fleet_ctx.pacer is not None:
+                self._fleet_ctx.pacer.cap = new.supervisor.max_starting
             for name in plan.removed:
                 await self._remove_bot(old_bots[name])
             self.bots = {}
@@ -486,26 +564,42 @@ class Supervisor:
                     self.bots[name] = bot
                     if spec != bot.spec:
                         self._update_autoscaler(bot, spec)
+                        schedule_changed = spec.schedule != bot.spec.schedule
                         bot.update_spec(spec)
+                        if schedule_changed:
+                            self._start_schedule(bot)
             self._link_dependencies()
             if new.uses_fork_server and self.fork_server.pid is None:
                 self.fork_server.start(None)
             self._reload_plugins(plan)
             for name in plan.restarted:
                 self._tg.start_soon(self.bots[name].roll)
-        self._limits_changed.set()
+        self._reloaded.set()
+        self._reloaded = anyio.Event()
+        self._watch_wanted.set()
         self.events.emit("config_reloaded", "info", **plan.as_dict())
         return plan.as_dict()
 
     async def _remove_bot(self, bot: Bot) -> None:
         self._cancel_scoped(f"autoscaler:{bot.name}")
+        self._cancel_scoped(f"schedule:{bot.name}")
         self.autoscalers.pop(bot.name, None)
         await bot.stop()
         await self.logs.retire(bot.name, _LOG_DRAIN_S)  # its files are closed
         self._cancel_scoped(f"bot:{bot.name}")
         self.pins.pop(bot.name, None)
+        self.stops.forget(bot.name)
+        if self._fleet_ctx.pacer is not None:
+            self._fleet_ctx.pacer.forget(bot.name)
         self.mark_dirty()
         self.events.emit("bot_removed", bot=bot.name)
+
+    def _start_schedule(self, bot: Bot) -> None:
+        """A one-shot on a schedule gets its runner (daemon/schedules.py); a reload renews it."""
+        self._cancel_scoped(f"schedule:{bot.name}")
+        if bot.spec.schedule is not None:
+            runner = ScheduleRunner(bot, bot.spec.schedule, self.events, self.run_dir)
+            self._start_scoped(f"schedule:{bot.name}", runner.run)
 
     def _update_autoscaler(self, bot: Bot, spec: BotConfig) -> None:
         if spec.scale == bot.spec.scale:
@@ -528,13 +622,34 @@ class Supervisor:
 
     # ------------------------------------------------------------ control socket
 
+    def _start_control(
+        self, tg: anyio.abc.TaskGroup, control: ControlServer, context: zmq.asyncio.Context
+    ) -> None:
+        tg.start_soon(self._serve_control, control, tg)
+        if self.remote is not None:  # [supervisor] remote: the CURVE endpoint (daemon/remote.py)
+            tg.start_soon(self.remote.serve, context, tg)
+
     async def _serve_control(self, server: ControlServer, tg: anyio.abc.TaskGroup) -> None:
         commands = Commands(self)
+        self._control_server = server
+        missed = 0
         while True:
             envelope, payload = await server.recv()
+            if server.missed_wakeups != missed:  # found by the stall check (wire/transport.py)
+                missed = server.missed_wakeups
+                log.warning("control_wakeup_missed", count=missed)
+            self.trimmer.arrived()
+            # A queued flood makes recv return at once, without yielding: let the loop run.
+            await anyio.lowlevel.checkpoint()
+            peer = envelope[0] if envelope else b""
+            if refused := self.admission.admit(peer, time.monotonic()):  # policy/admission.py
+                reply = protocol.Reply(0, False, error_code=refused, error_message=_BUSY[refused])
+                await server.send(envelope, protocol.encode_reply(reply))
+                continue
             try:
                 request = protocol.decode_request(payload)
             except ProtocolError as e:
+                self.admission.done(peer)
                 self._reject("control", str(e))
                 reply = protocol.Reply(0, False, error_code="bad_request", error_message=str(e))
                 await server.send(envelope, protocol.encode_reply(reply))
@@ -560,9 +675,22 @@ class Supervisor:
         try:
             await server.send(envelope, protocol.encode_reply(reply))
         finally:
-            self._inflight -= 1
-            if self._inflight == 0:
-                self._idle.set()
+            self.admission.done(envelope[0] if envelope else b"")
+            self._reply_done()
+
+    @contextlib.contextmanager
+    def replying(self) -> Iterator[None]:
+        """Held while a (remote) command runs: shutdown waits for its reply to get out."""
+        self._inflight += 1
+        try:
+            yield
+        finally:
+            self._reply_done()
+
+    def _reply_done(self) -> None:
+        self._inflight -= 1
+        if self._inflight == 0:
+            self._idle.set()
 
     async def _wait_replies(self) -> None:
         with anyio.move_on_after(_REPLY_WAIT_S):
@@ -571,8 +699,9 @@ class Supervisor:
                 await self._idle.wait()
 
     def _reject(self, socket_name: str, reason: str) -> None:
-        self.rejected_frames[socket_name] = self.rejected_frames.get(socket_name, 0) + 1
-        log.warning("frame_rejected", socket=socket_name, reason=reason)
+        count = self.rejected_frames[socket_name] = self.rejected_frames.get(socket_name, 0) + 1
+        if count & (count - 1) == 0:  # 1, 2, 4, 8, ... as the channel does: a flood of bad
+            log.warning("frame_rejected", socket=socket_name, reason=reason, count=count)
 
     # ------------------------------------------------------------ state
 
@@ -581,17 +710,41 @@ class Supervisor:
         return self.run_dir / "state.json"
 
     def _save(self) -> None:
-        state.save(self._state_path, state.State(dict(self.pins), self.guardian.groups()))
+        state.save(self._state_path, self._snapshot())
+
+    def _snapshot(self) -> state.State:
+        stopped, held = self.stops.saved()
+        return state.State(dict(self.pins), self.guardian.groups(), stopped, held)
+
+    def _save_at_exit(self) -> None:
+        try:
+            self._save()
+        except OSError as e:  # a full disk: the pins are lost, the exit is still clean
+            log.warning("state_save_failed", path=str(self._state_path), error=str(e))
 
     def mark_dirty(self) -> None:
         self._dirty.set()
 
-    async def save_state(self) -> None:
+    async def save_state(self) -> str:
         """Save now. fsync takes milliseconds, so a thread does it; saves run one at a
-        time, each with a snapshot taken when its turn comes, so the newest state wins."""
+        time, each with a snapshot taken when its turn comes, so the newest state wins.
+
+        A disk that is full (or gone read-only) is not fatal: "" if saved, else the error,
+        said once per run of failures, and the save loop tries again until it works."""
         async with self._save_lock:
-            snapshot = state.State(dict(self.pins), self.guardian.groups())
-            await anyio.to_thread.run_sync(state.save, self._state_path, snapshot)
+            snapshot = self._snapshot()
+            try:
+                await anyio.to_thread.run_sync(state.save, self._state_path, snapshot)
+            except OSError as e:
+                if not self.state_save_error:
+                    log.warning("state_save_failed", path=str(self._state_path), error=str(e))
+                self.state_save_error = e.strerror or str(e)
+                self._dirty.set()  # the save loop retries
+                return self.state_save_error
+            if self.state_save_error:
+                log.info("state_saved_again", path=str(self._state_path))
+                self.state_save_error = ""
+            return ""
 
     async def _save_loop(self) -> None:
         while True:
@@ -614,9 +767,25 @@ class Supervisor:
             "config": str(self.config.path),
             "run_dir": str(self.run_dir),
             "helpers": {"guardian": self.guardian.pid, "fork_server": self.fork_server.pid},
-            "control": {"rejected": dict(self.rejected_frames)},
+            "control": {
+                "rejected": dict(self.rejected_frames),
+                "missed_wakeups": self._control_server.missed_wakeups
+                if self._control_server
+                else 0,
+                **self.admission.stats(),
+            },
+            "remote": self.remote.stats() if self.remote is not None else None,
             "workers": self.channel.stats() if self.channel else {},
             "events_published": self.events.published,
             "loop_lag_s": round(self.loop_lag_s, 4),
+            "state_save_error": self.state_save_error,  # pins not on disk yet: why
             "log_write_failures": self.logs.failed_writes,  # batches of lines lost (disk full)
+            "pacing": self._fleet_ctx.pacer.status() if self._fleet_ctx.pacer else {},
+            "memory": self.trimmer.status(),
         }
+
+    def _frames_taken(self) -> int:
+        """Frames both sockets took in, good or bad (the trimmer watches it for bursts)."""
+        c, a = self.channel, self.admission
+        workers = (c.batches + sum(c.rejected.values())) if c is not None else 0
+        return workers + a.admitted + sum(a.dropped.values()) + sum(self.rejected_frames.values())

@@ -10,11 +10,13 @@ import structlog
 
 from supervisor.daemon.channel import WorkerLink
 from supervisor.daemon.plugin_runner import PluginRunner
+from supervisor.errors import CommandError
 from supervisor.plugins.base import Metric, WorkerRef
 from supervisor.wire import protocol
 
 if TYPE_CHECKING:
     from supervisor.daemon.channel import Channel
+    from supervisor.daemon.commands import Commands
     from supervisor.daemon.events import Events
     from supervisor.daemon.fleet import Bot
     from supervisor.plugins.base import Plugin
@@ -43,6 +45,7 @@ _KINDS = {
 class SupervisorHost:
     def __init__(self, sup: Fleet) -> None:
         self._sup = sup
+        self.commands: Commands | None = None  # the owner's, set once it has them
         self.runners: list[PluginRunner] = []
 
     def status(self) -> dict[str, Any]:
@@ -97,6 +100,11 @@ class SupervisorHost:
             return
         self.emit("worker_recycled", "warning", bot=bot, worker=slot, reason=reason)
         await target.restart(slot)
+
+    async def command(self, cmd: str, args: Mapping[str, Any]) -> Any:
+        if self.commands is None:
+            raise CommandError("unavailable", "the supervisor takes no commands yet")
+        return await self.commands.dispatch(cmd, dict(args))
 
     def plugin_metrics(self) -> list[Metric]:
         found: list[Metric] = []

@@ -15,17 +15,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import structlog
 
+from supervisor.config import process as procsettings
 from supervisor.config.process import ProcessSettings
+from supervisor.daemon.helpers.guardian import enter_cgroups
 from supervisor.policy.restart import Exit
 from supervisor.procfs import start_ticks, stat_fields
 
@@ -36,7 +40,14 @@ _GROUP_POLL_S = 0.02
 _MIN_CPU_WINDOW_S = 0.5
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+FD_RESERVE = 64  # kept free for the control socket, state saves and log files
+_FDS_PER_SPAWN = 4  # two pipes while spawning; two stay open per worker
+_RECOUNT_EVERY = 64  # spawns between counts of /proc/self/fd while far from the limit
+_fd_estimate = [0, _RECOUNT_EVERY]  # [fds at the last count, spawns since]
 _KILL_WAIT_S = 5.0  # SIGKILL cannot be caught; this only bounds a process stuck in the kernel
+# A debug hook for tests: the modules loaded when the first worker is spawned, one a line,
+# are written to this file (taken out of the environment the workers copy).
+_MODULES_AT_SPAWN = list(filter(None, [os.environ.pop("SUPERVISOR_DEBUG_MODULES_AT_SPAWN", "")]))
 
 
 def become_subreaper() -> bool:
@@ -88,6 +99,7 @@ class Child:
         self._popen = popen
         self._last_cpu: tuple[float, float] = (0.0, self.started_at)  # (cpu seconds, when)
         self._cpu_percent: float | None = None
+        self.cpu_since = self.started_at  # when the window of the last CPU percent began
         reaper.watch(pid, self._mark_exited)
 
     @classmethod
@@ -98,11 +110,19 @@ class Child:
         cwd: Path,
         reaper: Reaper,
         settings: ProcessSettings | None = None,
+        *,
+        cgroup: Sequence[str] = (),
     ) -> Child:
-        """Start argv in a new process group, stdout and stderr on pipes of ours.
+        """Start argv in a new process group, stdout and stderr on pipes of ours; with
+        `cgroup` (cgroup.procs files), in that group before it execs.
 
-        Raises OSError if the program cannot be started (not found, not executable).
+        Raises OSError if the program cannot be started (not found, not executable), or if
+        it would leave fewer than FD_RESERVE descriptors free (see fd_headroom_error).
         """
+        if problem := fd_headroom_error():
+            raise problem
+        if _MODULES_AT_SPAWN:  # the first spawn only
+            _write_modules(_MODULES_AT_SPAWN.pop())
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
@@ -115,8 +135,12 @@ class Child:
                 stderr=err_w,
                 process_group=0,
                 close_fds=True,
-                **(settings.popen_kwargs() if settings is not None else {}),
+                **_child_setup(settings, cgroup),
             )
+        except subprocess.SubprocessError as e:  # preexec_fn failed (joining its cgroup)
+            os.close(out_r)
+            os.close(err_r)
+            raise OSError(f"setting up the worker failed: {e}") from e
         except BaseException:
             os.close(out_r)
             os.close(err_r)
@@ -152,7 +176,7 @@ class Child:
         if now - last_at >= _MIN_CPU_WINDOW_S or self._cpu_percent is None:
             # CPU times tick every 10 ms: a shorter window would read as 0% or 100%.
             self._cpu_percent = 100.0 * (cpu - last_cpu) / max(now - last_at, 1e-3)
-            self._last_cpu = (cpu, now)
+            self._last_cpu, self.cpu_since = (cpu, now), last_at
         return self._cpu_percent, int(rss)
 
     def _mark_exited(self, returncode: int) -> None:
@@ -181,6 +205,27 @@ class Child:
             signal_group(self.pgid, signal.SIGKILL)
         with anyio.move_on_after(_KILL_WAIT_S):
             await self.exited.wait()
+
+
+def _write_modules(path: str) -> None:
+    import sys  # noqa: PLC0415  (a debug hook's; stdlib, loaded already)
+
+    Path(path).write_text("".join(f"{name}\n" for name in sorted(sys.modules)))
+
+
+def _child_setup(settings: ProcessSettings | None, cgroup: Sequence[str]) -> dict[str, Any]:
+    """Popen's user, group, umask and limits; with a cgroup, all in preexec_fn: the pid is
+    written into the group first, while the child may still write there as we can."""
+    if not cgroup:
+        return settings.popen_kwargs() if settings is not None else {}
+    request = settings.as_request() if settings is not None else {}
+    files = tuple(cgroup)
+
+    def enter_then_apply() -> None:
+        enter_cgroups(files)
+        procsettings.apply(request)
+
+    return {"preexec_fn": enter_then_apply}
 
 
 async def wait_group_gone(pgid: int, deadline: float) -> bool:
@@ -286,3 +331,33 @@ def direct_children() -> set[int]:
 def _running(pid: int) -> bool:
     fields = stat_fields(pid)
     return fields is not None and fields[0] != b"Z"
+
+
+def fd_headroom_error() -> OSError | None:
+    """EMFILE before it happens: a spawn that would leave fewer than FD_RESERVE descriptors
+    free is refused, so the spawns fail one by one (and are retried with backoff) while the
+    control socket can still accept a connection and state.json can still be written. Without
+    it, a scale-up past RLIMIT_NOFILE took the last descriptors and `supervisor status`
+    could no longer connect. /proc/self/fd is counted every _RECOUNT_EVERY spawns, and at
+    each spawn once near the limit (4,000 fds take milliseconds to list on a busy machine)."""
+    import resource  # noqa: PLC0415  (stdlib, already loaded by subprocess)
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY or soft > (1 << 20):
+        return None
+    counted, since = _fd_estimate
+    if since < _RECOUNT_EVERY and counted + (since + 1) * _FDS_PER_SPAWN + 2 * FD_RESERVE <= soft:
+        _fd_estimate[1] += 1  # far from the limit: counting 4,000 fds costs milliseconds
+        return None
+    try:
+        used = len(os.listdir("/proc/self/fd"))
+    except OSError as e:  # EMFILE itself: no fd even to list them
+        return e
+    _fd_estimate[:] = [used, 1]
+    if used + _FDS_PER_SPAWN + FD_RESERVE > soft:
+        return OSError(
+            errno.EMFILE,
+            f"{used} of {soft} file descriptors in use; {FD_RESERVE} are kept free for the "
+            "control socket (raise RLIMIT_NOFILE, e.g. LimitNOFILE= under systemd)",
+        )
+    return None

@@ -22,12 +22,12 @@ States are derived, never stored:
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from supervisor.daemon.channel import WorkerLink
 from supervisor.daemon.process import Child
-from supervisor.policy import restart
+from supervisor.policy import restart, victims
 
 
 class WorkerState(enum.StrEnum):
@@ -48,6 +48,8 @@ class BotState(enum.StrEnum):
     STOPPED = "stopped"
     FAILED = "failed"
     WAITING = "waiting"  # for the bots it depends on to be ready
+    SUCCEEDED = "succeeded"  # a one-shot whose run exited 0 (kind = "oneshot")
+    SCHEDULED = "scheduled"  # a one-shot on a schedule, before its first tick
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Slot:
     unresponsive: int = 0  # watchdog kills
     failure: str = ""  # why it crash-looped and stays down ("" while it may restart)
     held_exit: tuple[restart.Exit, float] | None = None  # (exit, uptime_s) until needs checked
+    last_exit: tuple[int | None, int | None] | None = None  # (code, signal) of its last process
     history: restart.History = field(default_factory=restart.History)
 
     @property
@@ -93,18 +96,30 @@ def worker_state(slot: Slot, now: float, bot_stopped: bool, bot_failed: bool) ->
     return WorkerState.BACKOFF if slot.restart_at > now else WorkerState.STARTING
 
 
-def bot_state(slots: Iterable[Slot], target: int, stopped: bool, failed: bool) -> BotState:
+def bot_state(
+    slots: Iterable[Slot], wanted: Collection[int], stopped: bool, failed: bool
+) -> BotState:
+    """`wanted`: the slot numbers that should run (policy/victims.py keeps them)."""
     slots = list(slots)
     if failed:
         return BotState.FAILED
     if stopped:
         return BotState.STOPPING if any(s.alive for s in slots) else BotState.STOPPED
-    if sum(1 for s in slots if s.ready and s.index < target) == target:
+    if sum(1 for s in slots if s.ready and s.index in wanted) == len(wanted):
         return BotState.RUNNING
-    coming = [s for s in slots if s.index < target and _coming_back(s)]
-    if coming or sum(1 for s in slots if s.index < target) < target:
+    coming = [s for s in slots if s.index in wanted and _coming_back(s)]
+    if coming or sum(1 for s in slots if s.index in wanted) < len(wanted):
         return BotState.STARTING
     return BotState.DEGRADED
+
+
+def candidate(slot: Slot) -> victims.Candidate:
+    """A kept slot as the scale-down choice sees it: alive, ready, the work it holds, CPU."""
+    child, link = slot.child, slot.link
+    if child is None or not slot.alive:
+        return victims.Candidate(slot.index, alive=False, ready=False)
+    busy = victims.busy_of(link.metrics()) if link is not None else None
+    return victims.Candidate(slot.index, True, slot.ready, busy, child.sample()[0])
 
 
 def _coming_back(slot: Slot) -> bool:

@@ -34,6 +34,8 @@ def _bot_with_scale(bot: Bot, autoscaler: Autoscaler | None, now: float) -> dict
     status = bot_status(bot, now)
     if autoscaler is not None:
         status["scale"] = autoscaler.status(now)
+    if bot.job is not None:
+        status["job"] = bot.job.status(bot.outcome())
     return status
 
 
@@ -45,13 +47,17 @@ def bot_status(bot: Bot, now: float) -> dict[str, Any]:
         "desired": bot.desired,
         "running": bot.running,
         "ready": bot.ready,
+        "starting": bot.starting,
         "mode": bot.mode,
         "restarts": bot.restarts,
         "uptime_s": round(now - bot.started_at, 3) if bot.started_at else 0.0,
         "failure": bot.failure,
         "depends_on": list(bot.spec.depends_on),
         "waiting_for": [*bot.waiting_for, *bot.needs_down],
+        "waiting_reason": bot.waiting_reason or None,
+        "kind": bot.spec.kind.value,
         "workers": [_worker_status(bot, s, now) for s in slots],
+        **({"resources": r} if (r := bot.cgroups.status()) is not None else {}),
     }
 
 
@@ -78,6 +84,7 @@ def _worker_status(bot: Bot, slot: Slot, now: float) -> dict[str, Any]:
         "dropped": link.dropped if link else 0,
         "metrics": link.metrics() if link else {},
         "probes": bot.probes.status(slot) if child else {},
+        **({"cgroup": u} if (u := bot.cgroups.worker_usage(slot.index)) is not None else {}),
     }
 
 

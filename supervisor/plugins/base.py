@@ -79,6 +79,10 @@ class Host(Protocol):
     def plugin_metrics(self) -> list[Metric]:
         """Every running plugin's metrics."""
 
+    async def command(self, cmd: str, args: Mapping[str, Any]) -> Any:
+        """Run a control command (`scale`, `restart`, ...) as the CLI would; raises
+        CommandError when it is refused. The caller checks its own users' roles first."""
+
 
 class Plugin:
     """Base class of plugins; see the module docstring."""

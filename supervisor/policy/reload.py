@@ -34,9 +34,11 @@ LIVE_FIELDS = (
     "depends_on",
     "max_memory_mb",
     "logs",  # the log_* keys: the writer takes them at once (log_files: from the next spawn)
+    "max_starting",  # the pacing queue reads it at each ask
+    "schedule",  # a one-shot's runner is renewed; the job does not run because of it
 )
 # [supervisor] keys that only a restart of the supervisor applies.
-_RESTART_ONLY = ("run_dir", "log_level", "log_format")
+_RESTART_ONLY = ("run_dir", "log_level", "log_format", "remote")  # remote: its keys too
 
 
 @dataclass(frozen=True, slots=True)

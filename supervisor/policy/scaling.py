@@ -14,10 +14,16 @@ the number of workers that puts each at its target:
     "redis_list"                the list's length             (read by the supervisor)
 
 - Within the tolerance band (|ratio - 1| <= tolerance) the count stays.
-- Workers not ready yet, and for CPU those ready for less than
-  `initial_readiness_delay_s`, are set aside as HPA does; a worker with no
+- Workers not ready yet are set aside as HPA does; a worker with no
   value counts as the target when scaling down and as zero when scaling up.
   If that turns the direction around, the count stays.
+- CPU start-up rule (`cpu_counts`): a worker's CPU counts once the window of
+  its CPU sample began at least `cpu_startup_s` after it became ready (HPA's
+  "sample taken after readiness", plus a short grace for the burst right
+  after it: connecting, warming caches). So a CPU-bound bot scales up a few
+  seconds after its workers are ready, and a worker's own start-up burst is
+  never read as load. `initial_readiness_delay_s` (0 by default) can hold
+  every worker's CPU for longer, for bots with long warm-ups.
 - With several metrics the highest recommendation wins.
 - The result is clamped to [min, max]. A scale-up waits `scale_up_cooldown_s`
   after the previous one; a scale-down acts on the highest recommendation
@@ -93,6 +99,7 @@ class Policy:
     up_limit: RateLimit = field(default_factory=RateLimit)
     down_limit: RateLimit = field(default_factory=RateLimit)
     initial_readiness_delay_s: float = 0.0
+    cpu_startup_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +109,7 @@ class WorkerSample:
     ready: bool
     ready_for_s: float = 0.0  # how long it has been ready
     values: Mapping[str, float] = field(default_factory=dict)  # metric name (or "cpu") -> value
+    cpu_window_s: float = 0.0  # how long ago the window of its CPU sample began
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,9 +184,17 @@ def _values(spec: MetricSpec, policy: Policy, obs: Observation) -> list[float | 
     values: list[float | None] = []
     key = "cpu" if spec.source is Source.CPU else spec.name
     for w in obs.workers:
-        fresh = spec.source is Source.CPU and w.ready_for_s < policy.initial_readiness_delay_s
+        fresh = spec.source is Source.CPU and not cpu_counts(policy, w)
         values.append(None if not w.ready or fresh else w.values.get(key))
     return values
+
+
+def cpu_counts(policy: Policy, w: WorkerSample) -> bool:
+    """Does this worker's CPU sample count? Only a sample of time after its start-up burst."""
+    if not w.ready or w.ready_for_s < policy.initial_readiness_delay_s:
+        return False
+    window_after_ready_s = w.ready_for_s - w.cpu_window_s  # < 0: it began before readiness
+    return window_after_ready_s >= policy.cpu_startup_s
 
 
 def _global_reading(

@@ -33,6 +33,10 @@ _CLOSE_LINGER_MS = 1000  # the last replies (e.g. to `shutdown`) still get out
 # Frames up to this reach the loop (and are counted when over the protocol's limit).
 _WORKER_HARD_LIMIT = 4 * MAX_WORKER_FRAME_BYTES
 _WORKER_RCVHWM = 10_000  # batches queued per worker before its DEALER holds back
+# Requests queued per control peer: admission (policy/admission.py) serves a burst of 50 and
+# 8 in flight, so more than this is a flood; it waits in the peer's own send queue, not ours.
+_CONTROL_RCVHWM = 100
+_STALL_CHECK_S = 5.0  # an idle control socket is asked directly this often (see recv)
 
 
 def endpoint(path: str | Path) -> str:
@@ -47,13 +51,37 @@ class ControlServer:
         _unlink_stale(self.path)
         self._sock = context.socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_CONTROL_FRAME_BYTES)
+        self._sock.setsockopt(zmq.RCVHWM, _CONTROL_RCVHWM)
         self._sock.setsockopt(zmq.LINGER, _CLOSE_LINGER_MS)
         _bind_private(self._sock, self.path)
+        self._direct: zmq.Socket[bytes] = zmq.Socket.shadow(self._sock.underlying)
+        self.missed_wakeups = 0  # requests found by the stall check, not by a wake-up
 
     async def recv(self) -> tuple[list[bytes], bytes]:
-        """The next request: (envelope to reply to, payload)."""
-        frames = await self._sock.recv_multipart(copy=True)
-        return frames[:-1], frames[-1]
+        """The next request: (envelope to reply to, payload).
+
+        A safety net under pyzmq's asyncio layer: libzmq's notification fd is edge-triggered,
+        and a wake-up it loses (pyzmq #1203, #2173 report such) would leave a request unread
+        until the next one arrives: for a lone `supervisor shutdown`, for ever. Every
+        _STALL_CHECK_S without a wake-up the socket is asked directly; a request found there
+        is served and counted in `missed_wakeups` (status: supervisor.control).
+        """
+        while True:
+            pending = cast("asyncio.Future[list[bytes]]", self._sock.recv_multipart(copy=True))
+            try:
+                done, _ = await asyncio.wait({pending}, timeout=_STALL_CHECK_S)
+            except BaseException:
+                pending.cancel()
+                raise
+            if done or not pending.cancel():  # not cancelled: it completed meanwhile
+                frames: list[bytes] = pending.result()
+            else:
+                try:
+                    frames = self._direct.recv_multipart(zmq.DONTWAIT)
+                except zmq.Again:
+                    continue  # idle: nothing was missed
+                self.missed_wakeups += 1
+            return frames[:-1], frames[-1]
 
     async def send(self, envelope: list[bytes], payload: bytes) -> None:
         await self._sock.send_multipart([*envelope, payload])
@@ -75,6 +103,17 @@ def _bind_private(sock: Any, path: Path) -> None:
 
 def new_context() -> zmq.asyncio.Context:
     return zmq.asyncio.Context(io_threads=1)
+
+
+def close_context(context: zmq.Context[Any]) -> None:
+    """End the context within the close linger, whatever is still open on it.
+
+    term() alone waits for every socket of the context to be closed and its queue sent: a
+    socket some failed path left open, with a message queued for a peer that is gone, would
+    keep the supervisor alive and silent for good (its control socket still accepting).
+    destroy() closes them all with the linger our own sockets use, then terms.
+    """
+    context.destroy(linger=_CLOSE_LINGER_MS)
 
 
 def _unlink_stale(path: Path) -> None:

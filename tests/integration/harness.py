@@ -24,6 +24,7 @@ import psutil
 
 from supervisor.cli import client
 from supervisor.daemon.helpers.guardian import Group, end_groups
+from supervisor.errors import UnreachableError
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -109,7 +110,21 @@ class Supervisor:
     # ------------------------------------------------------------ talking to it
 
     def request(self, cmd: str, timeout_s: float = 30.0, **args: Any) -> Any:
-        return client.request(self.run_dir, cmd, args, timeout_s)
+        try:
+            return client.request(self.run_dir, cmd, args, timeout_s)
+        except UnreachableError as e:
+            if timeout_s < 10 or self.proc is None or self.proc.poll() is not None:
+                raise  # a short poll (start's ping), or it is gone: nothing to look at
+            raise AssertionError(f"{e}; where it was:\n{self.stacks()}") from e
+
+    def stacks(self) -> str:
+        """Its threads' and tasks' stacks (kill -QUIT, daemon/stacks.py), from its log."""
+        assert self.proc is not None
+        before = len(self.log())
+        self.proc.send_signal(signal.SIGQUIT)
+        with contextlib.suppress(AssertionError):  # a loop blocked for good prints threads only
+            wait_until(lambda: "supervisor tasks (" in self.log()[before:], 10.0, "task dump")
+        return self.log()[before:][-20_000:]
 
     def status(self) -> dict[str, Any]:
         result: dict[str, Any] = self.request("status")
@@ -152,12 +167,14 @@ class Supervisor:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def events(self, name: str) -> list[dict[str, Any]]:
+    def events(self, name: str | set[str]) -> list[dict[str, Any]]:
+        """The log's events of that name (or of any of those names), in order."""
+        names = {name} if isinstance(name, str) else name
         found = []
         for line in self.log().splitlines():
             with contextlib.suppress(ValueError):
                 event = json.loads(line)
-                if isinstance(event, dict) and event.get("event") == name:
+                if isinstance(event, dict) and event.get("event") in names:
                     found.append(event)
         return found
 
@@ -206,3 +223,12 @@ class Supervisor:
             if (cwd == str(self.dir) or cwd.startswith(f"{self.dir}/")) and pid_alive(p.pid):
                 found.append(p)
         return found
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+def chromium(playwright: Any) -> Any:
+    """Debian's chromium under Playwright (browser downloads are impossible here)."""
+    return playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)

@@ -11,8 +11,8 @@ import redis
 
 from bots.jobs import consumer_id, processing_key
 from tests.integration.harness import REPO, Supervisor
+from tests.services import RedisService
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 # Short leases and polls keep the tests quick; the defaults are for production.
 FAST = {"QUEUE_LEASE_S": "1", "QUEUE_RECOVER_S": "0.2", "QUEUE_POLL_S": "0.2"}
 
@@ -20,7 +20,7 @@ FAST = {"QUEUE_LEASE_S": "1", "QUEUE_RECOVER_S": "0.2", "QUEUE_POLL_S": "0.2"}
 class Queue:
     """A test's own queue: key names with a random suffix, seen through a sync client."""
 
-    def __init__(self, url: str = REDIS_URL, name: str = "queue") -> None:
+    def __init__(self, url: str, name: str = "queue") -> None:
         self.redis = redis.Redis.from_url(url, decode_responses=True)
         self.url = url
         self.key = f"qw-test-{name}-{secrets.token_hex(4)}"  # a key left behind names its test
@@ -70,9 +70,13 @@ class Queue:
 
 
 @pytest.fixture
-def queue(sup: Supervisor, request: pytest.FixtureRequest) -> Iterator[Queue]:
-    """A fresh queue on the shared Redis; its keys are deleted once the workers are gone."""
-    q = Queue(name=re.sub(r"[^\w-]", "-", request.node.name.removeprefix("test_")))  # no globs
+def queue(
+    sup: Supervisor, request: pytest.FixtureRequest, redis_service: RedisService
+) -> Iterator[Queue]:
+    """A fresh queue on the session's Redis; its keys are deleted once the workers are gone."""
+    q = Queue(
+        redis_service.url, name=re.sub(r"[^\w-]", "-", request.node.name.removeprefix("test_"))
+    )  # no globs
     try:
         yield q
     finally:

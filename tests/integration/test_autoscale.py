@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import os
 import signal
+from datetime import datetime
+from typing import Any
+
+import pytest
 
 from tests.integration.harness import REPO, Supervisor, wait_until
 from tests.integration.redisqueue import Queue
 
 
 def test_a_cpu_burning_bot_scales_up(sup: Supervisor) -> None:
-    """Workers that each burn a core are above a 20 % CPU target: the bot scales up, and each
-    step is a bot_scaled event that says why. (20 %, not 50 %: with a hog on every core, as
-    under make test-stress, four processes on two cores get 50 % each.)"""
+    """Workers that each burn a core are above a 20 % CPU target: the bot scales up with the
+    default CPU start-up rule (no initial_readiness_delay_s override), and each step is a
+    bot_scaled event that says why. (20 %, not 50 %: with a hog on every core, as under make
+    test-stress, four processes on two cores get 50 % each.)"""
     sup.configure(
         f"""
 [bots.burn]
@@ -26,7 +31,6 @@ max = 4
 metric = "cpu"
 target = 20
 interval_s = "500ms"
-initial_readiness_delay_s = "0s"
 """
     )
     sup.start()
@@ -39,6 +43,54 @@ initial_readiness_delay_s = "0s"
     scale = sup.bot("burn")["scale"]
     assert (scale["min"], scale["max"]) == (1, 4)
     assert scale["last_decision"]["reason"]
+    # Not a speed threshold: the old rule ignored the first worker's CPU for 30 s after its
+    # readiness, so a scale-up before that could not happen at all.
+    ready = next(e for e in sup.events("worker_ready") if e["worker"] == 0)
+    assert _seconds(event) - _seconds(ready) < 30
+
+
+def _seconds(event: dict[str, Any]) -> float:
+    return datetime.fromisoformat(event["timestamp"]).timestamp()
+
+
+@pytest.mark.parametrize(("startup", "storm"), [("", False), ('cpu_startup_s = "0s"', True)])
+def test_a_start_up_burst_is_not_load(sup: Supervisor, startup: str, storm: bool) -> None:
+    """A worker that burns a core for its first second after readiness, then idles: with the
+    default cpu_startup_s its burst is never read as load (the bot stays at 1 after the
+    autoscaler has counted its idle CPU); with cpu_startup_s = 0 the same burst is read as load
+    and scales it up (and each new worker's burst can scale it further: the storm the rule
+    prevents)."""
+    sup.configure(
+        f"""
+[bots.burst]
+module = "tests.bots.burst:main"
+cwd = "{REPO}"
+stop_timeout_s = "1s"
+env = {{ BURST_S = "1" }}
+
+[bots.burst.scale]
+min = 1
+max = 4
+metric = "cpu"
+target = 20
+interval_s = "250ms"
+{startup}
+"""
+    )
+    sup.start()
+    if storm:
+        wait_until(lambda: sup.bot("burst")["desired"] >= 2, timeout_s=60, what="a scale-up")
+        return
+
+    def counted_idle() -> int | None:
+        scale = sup.bot("burst")["scale"]
+        value = scale["metrics"][0]["value"] if scale["metrics"] else None
+        return scale["evaluations"] if value is not None and value < 20 else None
+
+    seen = wait_until(counted_idle, timeout_s=60, what="the idle CPU to count")
+    wait_until(lambda: sup.bot("burst")["scale"]["evaluations"] >= seen + 4, timeout_s=30)
+    assert sup.bot("burst")["desired"] == 1
+    assert sup.events("bot_scaled") == []
 
 
 def test_pin_overrides_the_policy_and_auto_hands_it_back(sup: Supervisor) -> None:

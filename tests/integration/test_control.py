@@ -41,4 +41,6 @@ def test_malformed_control_frames_are_counted_and_refused(sup: Supervisor) -> No
     status = sup.status()
     assert status["supervisor"]["control"]["rejected"] == {"control": 5}
     assert status["bots"]["s"]["running"] == 1
-    assert len(wait_until(lambda: sup.events("frame_rejected"))) == 5
+    # Logged at the 1st, 2nd, 4th, ... rejection: a flood of bad frames cannot flood the log.
+    logged = wait_until(lambda: len(e := sup.events("frame_rejected")) == 3 and e)
+    assert [e["count"] for e in logged] == [1, 2, 4]

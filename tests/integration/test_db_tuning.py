@@ -1,4 +1,5 @@
-"""The db_tuning plugin against the real PostgreSQL on 127.0.0.1:5432 (trust auth, db "test").
+"""The db_tuning plugin against a real PostgreSQL: the session's (tests/services.py; trust auth,
+db "test"), and for the restart test a private server, never the machine's own.
 
 Each test has its own jobs table and its own application_name prefix, so the fleet's
 connections are told apart from everything else on the server by name.
@@ -8,10 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import subprocess
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -19,19 +18,24 @@ from psycopg import sql
 
 from bots.db_worker import ensure_table
 from tests.integration.harness import REPO, Supervisor, wait_until
-
-DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
-CLUSTER = ["pg_ctlcluster", "--skip-systemctl-redirect"]
+from tests.services import (
+    PostgresService,
+    PrivatePostgres,
+    ServiceUnavailable,
+    close,
+    start_private_postgres,
+)
 
 
 class Fleet:
     """A test's jobs table and application_name prefix, and a sampler of pg_stat_activity."""
 
-    def __init__(self) -> None:
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
         tag = secrets.token_hex(3)
         self.table = f"sv_jobs_{tag}"
         self.app = f"svt{tag}"
-        self.conn = psycopg.connect(DSN, autocommit=True)
+        self.conn = psycopg.connect(dsn, autocommit=True)
         ensure_table(self.conn, self.table)
         self.samples: list[int] = []
         self.sample_errors: list[str] = []
@@ -73,7 +77,7 @@ class Fleet:
             conn: psycopg.Connection[tuple[int]] | None = None
             while not self._stop.wait(every_s):
                 try:
-                    conn = conn or psycopg.connect(DSN, autocommit=True, connect_timeout=2)
+                    conn = conn or psycopg.connect(self.dsn, autocommit=True, connect_timeout=2)
                     self.samples.append(self.connections(conn))
                 except psycopg.Error as e:  # while the server restarts
                     self.sample_errors.append(str(e))
@@ -90,7 +94,7 @@ class Fleet:
     def close(self) -> None:
         self.stop_sampler()
         with contextlib.suppress(psycopg.Error):
-            conn = psycopg.connect(DSN, autocommit=True, connect_timeout=5)
+            conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
             conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(self.table)))
             conn.close()
         with contextlib.suppress(psycopg.Error):
@@ -99,7 +103,7 @@ class Fleet:
     def config(self, bot: str, plugin: str) -> str:
         return (
             f"{bot}\n[plugins.db_tuning]\n"
-            f'dsn = "{DSN}"\n'
+            f'dsn = "{self.dsn}"\n'
             f'application_name = "{self.app}"\n'
             f"{plugin}\n"
         )
@@ -110,28 +114,29 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet() -> Iterator[Fleet]:
-    f = Fleet()
+def fleet(postgres_service: PostgresService) -> Iterator[Fleet]:
+    f = Fleet(postgres_service.dsn)
     try:
         yield f
     finally:
         f.close()
 
 
-def _postgres_up() -> bool:
-    return subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"], check=False).returncode == 0
-
-
-@contextlib.contextmanager
-def _postgres_restored() -> Iterator[list[str]]:
-    """Whatever the test does to the server, it runs again afterwards."""
-    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
+@pytest.fixture
+def own_postgres(postgres_service: PostgresService) -> Iterator[PrivatePostgres]:
+    """A server the test may stop and restart: the session's when it is private, else one of
+    the test's own (the machine's PostgreSQL serves other people's tests)."""
+    if isinstance(postgres_service.private, PrivatePostgres):
+        yield postgres_service.private
+        return
     try:
-        yield [*CLUSTER, version, "main"]
+        server = start_private_postgres()
+    except ServiceUnavailable as e:
+        pytest.skip(str(e))
+    try:
+        yield server
     finally:
-        if not _postgres_up():
-            subprocess.run([*CLUSTER, version, "main", "start"], check=False, timeout=60)
-        wait_until(_postgres_up, timeout_s=30, what="PostgreSQL to run again")
+        close(PostgresService(server.host, server.port, server))
 
 
 def test_autoscaling_1_to_10_and_back_never_exceeds_a_budget_of_20(
@@ -184,11 +189,12 @@ up_limit = {{ workers = 10, percent = 1000, period_s = "1s" }}
     assert db["granted"] <= 20
 
 
-def test_a_postgresql_restart_is_survived(sup: Supervisor, fleet: Fleet) -> None:
+def test_a_postgresql_restart_is_survived(sup: Supervisor, own_postgres: PrivatePostgres) -> None:
     """PostgreSQL goes away under a working fleet (stopped, then started, so that the outage
     can be watched; then restarted in one step): the plugin says degraded, workers report
     pool errors and are not restarted; once it is back the budgets are granted again and
     the jobs go on."""
+    fleet = Fleet(own_postgres.dsn)
     bot = f"""
 [bots.dbw]
 module = "bots.db_worker:main"
@@ -196,21 +202,29 @@ workers = 2
 env = {fleet.bot_env(DB_CONCURRENCY="2", DB_WORK_S="0.01")}
 """
     plugin = 'reserve = 0\nmax_fleet_connections = 6\nmax_size = 3\ninterval_s = "0.25s"'
-    sup.configure(fleet.config(bot, plugin))
+    try:
+        _survive_restarts(sup, fleet, own_postgres, fleet.config(bot, plugin))
+    finally:
+        fleet.close()
+
+
+def _survive_restarts(sup: Supervisor, fleet: Fleet, server: PrivatePostgres, config: str) -> None:
+    sup.configure(config)
     sup.start()
     pids = sup.wait_running("dbw", 2)
     fleet.push(1_000_000)
     wait_until(lambda: fleet.done() > 100, timeout_s=30, what="jobs being done")
 
-    with _postgres_restored() as cluster:
-        fleet.conn.close()
-        subprocess.run([*cluster, "stop"], check=True, timeout=60)
+    fleet.conn.close()
+    server.stop()
+    try:
         plugin_state = lambda: sup.status()["plugins"]["db_tuning"]  # noqa: E731
         wait_until(lambda: plugin_state()["state"] == "degraded", what="the plugin degraded")
         wait_until(lambda: sup.events("db_pool_error"), timeout_s=30, what="a pool error")
-        subprocess.run([*cluster, "start"], check=True, timeout=60)
+    finally:
+        server.start()
 
-    fleet.conn = psycopg.connect(DSN, autocommit=True)
+    fleet.conn = psycopg.connect(fleet.dsn, autocommit=True)
     wait_until(lambda: plugin_state()["state"] == "running", timeout_s=30, what="recovery")
     assert sup.events("db_unreachable")
     assert sup.events("db_reachable")
@@ -223,10 +237,9 @@ env = {fleet.bot_env(DB_CONCURRENCY="2", DB_WORK_S="0.01")}
     assert status["bots"]["dbw"]["granted"] == 6
 
     # And the one-step restart an operator types: the fleet goes on working after it.
-    with _postgres_restored() as cluster:
-        fleet.conn.close()
-        subprocess.run([*cluster, "restart"], check=True, timeout=60)
-    fleet.conn = psycopg.connect(DSN, autocommit=True)
+    fleet.conn.close()
+    server.restart()
+    fleet.conn = psycopg.connect(fleet.dsn, autocommit=True)
     before = fleet.done()
     wait_until(lambda: fleet.done() > before + 100, timeout_s=60, what="jobs done after it")
     assert sup.pids("dbw") == pids, "a worker was restarted"
@@ -341,7 +354,7 @@ env = {fleet.bot_env(DB_WORK_S="0")}
     sup.wait_running("dbw", 1)
     db = lambda: sup.status()["plugins"]["db_tuning"]  # noqa: E731
     wait_until(lambda: db()["others"] is not None, what="a first reading of the server")
-    others = [psycopg.connect(DSN, application_name="someone-else") for _ in range(5)]
+    others = [psycopg.connect(fleet.dsn, application_name="someone-else") for _ in range(5)]
     try:
         status = wait_until(
             lambda: (s := db())["others"] >= 5 and s, what="at least our 5 counted as others"

@@ -16,22 +16,26 @@ from psycopg_pool import PoolTimeout
 from supervisor.sdk.dbpool import BudgetPool
 from supervisor.sdk.worker import Worker
 from tests.integration.harness import wait_until
+from tests.services import PostgresService
 
-DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+
+@pytest.fixture
+def dsn(postgres_service: PostgresService) -> str:
+    return postgres_service.dsn
 
 
-def server_count(app: str) -> int:
-    with psycopg.connect(DSN, autocommit=True) as conn:
+def server_count(dsn: str, app: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
             "select count(*) from pg_stat_activity where application_name = %s", [app]
         ).fetchone()
     return int(row[0]) if row else 0
 
 
-async def _shrink_scenario(app: str) -> list[int]:
+async def _shrink_scenario(dsn: str, app: str) -> list[int]:
     changes: list[int] = []
     pool = BudgetPool(
-        DSN, lambda: changes.append(pool.open_connections), kwargs={"application_name": app}
+        dsn, lambda: changes.append(pool.open_connections), kwargs={"application_name": app}
     )
     assert pool.closed  # nothing opens before the first grant
     await pool.allow(3, 0)
@@ -39,14 +43,14 @@ async def _shrink_scenario(app: str) -> list[int]:
     with pytest.raises(PoolTimeout):  # a fourth would exceed the grant: it waits instead
         await pool.getconn(timeout=0.2)
     assert pool.open_connections == 3
-    assert server_count(app) == 3
+    assert server_count(dsn, app) == 3
 
     await pool.allow(1, 0)  # all 3 are in use: they close as they come back
     assert pool.open_connections == 3
     for conn in held[1:]:
         await pool.putconn(conn)
     assert pool.open_connections == 1
-    wait_until(lambda: server_count(app) == 1, what="the backends of the closed connections")
+    wait_until(lambda: server_count(dsn, app) == 1, what="the backends of the closed connections")
 
     await pool.putconn(held[0])
     await pool.allow(2, 0)  # growth again, on demand
@@ -62,28 +66,28 @@ async def _shrink_scenario(app: str) -> list[int]:
     return changes
 
 
-def test_a_smaller_grant_closes_connections_as_they_are_returned() -> None:
+def test_a_smaller_grant_closes_connections_as_they_are_returned(dsn: str) -> None:
     """Growth stops at the grant; a cut closes idle connections now and busy ones when
     returned (each close is reported, so the worker can confirm); 0 pauses the pool."""
     app = f"svpool{secrets.token_hex(3)}"
-    changes = asyncio.run(_shrink_scenario(app))
+    changes = asyncio.run(_shrink_scenario(dsn, app))
     assert 1 in changes  # the moment it got down to a grant of 1 was reported
-    assert server_count(app) == 0
+    assert server_count(dsn, app) == 0
 
 
-def test_standalone_bots_get_a_plain_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_standalone_bots_get_a_plain_pool(monkeypatch: pytest.MonkeyPatch, dsn: str) -> None:
     """Outside a supervisor, db_pool() of the async and the sync SDK is a working pool."""
     for name in ("SUPERVISOR_WORKERS", "SUPERVISOR_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     with Worker.connect_sync() as w:
-        pool = w.db_pool(DSN)
+        pool = w.db_pool(dsn)
         with pool.connection() as conn:
             assert conn.execute("select 1").fetchone() == (1,)
         pool.close()
 
     async def use() -> tuple[int, ...] | None:
         async with Worker.connect() as w:
-            pool = await w.db_pool(DSN)
+            pool = await w.db_pool(dsn)
             async with pool.connection() as conn:
                 row = await (await conn.execute("select 1")).fetchone()
             await pool.close()

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from tests.integration.harness import REPO, Supervisor, wait_until
-from tests.integration.test_cache import PrivateRedis
+from tests.services import PrivateRedis
 
 # A worker that cannot work without Redis: it exits as soon as a PING fails. (A file, not
 # `-c`: the script's escapes do not survive a TOML string.)

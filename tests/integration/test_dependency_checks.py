@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -11,12 +10,7 @@ import pytest
 
 from supervisor.config.needs import parse_need
 from supervisor.daemon.dependencies import answers
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.services import PostgresService, RedisService, free_port
 
 
 def _reply_with(status: int) -> Callable[[anyio.abc.SocketStream], Awaitable[None]]:
@@ -31,17 +25,26 @@ def _reply_with(status: int) -> Callable[[anyio.abc.SocketStream], Awaitable[Non
 @pytest.mark.parametrize(
     ("url", "up"),
     [
-        ("redis://127.0.0.1:6379", True),
-        ("postgresql://postgres@127.0.0.1/test", True),
-        ("tcp://127.0.0.1:5432", True),
+        ("{redis}", True),
+        ("{postgresql}", True),
+        ("tcp://{postgres_address}", True),
         ("redis://127.0.0.1:{closed}", False),
         ("postgresql://postgres@127.0.0.1:{closed}/test", False),
         ("tcp://127.0.0.1:{closed}", False),
     ],
 )
-def test_services_that_answer_and_that_do_not(url: str, up: bool) -> None:
+def test_services_that_answer_and_that_do_not(
+    url: str, up: bool, request: pytest.FixtureRequest
+) -> None:
     """Redis PING, PostgreSQL SELECT 1 and a TCP connect say up; a closed port says down."""
-    assert anyio.run(answers, parse_need(url.format(closed=_closed_port()))) is up
+    places = {"closed": str(free_port())}
+    if "{redis}" in url:
+        redis: RedisService = request.getfixturevalue("redis_service")
+        places["redis"] = f"redis://{redis.host}:{redis.port}"
+    if "postgres" in url and "closed" not in url:
+        pg: PostgresService = request.getfixturevalue("postgres_service")
+        places |= {"postgresql": pg.url, "postgres_address": f"{pg.host}:{pg.port}"}
+    assert anyio.run(answers, parse_need(url.format_map(places))) is up
 
 
 @pytest.mark.parametrize(("status", "up"), [(200, True), (302, True), (503, False)])

@@ -87,8 +87,9 @@ async def write_lines(root: Path, settings: LogSettings, texts: list[str]) -> No
     wlog = writer.open("b", 0, settings)
     for text in texts:
         wlog.write(7, "stdout", text)
-    while wlog.busy:  # noqa: ASYNC110  (the writer thread empties it)
-        await anyio.sleep(0.005)
+    with anyio.fail_after(60):  # bounded: a writer that never drains fails the test
+        while wlog.busy:  # noqa: ASYNC110  (the writer thread empties it)
+            await anyio.sleep(0.005)
     writer.close()
 
 

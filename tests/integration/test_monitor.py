@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.harness import REPO, Supervisor, wait_until
+from tests.integration.harness import REPO, Supervisor, chromium, wait_until
 
 MONITOR = '\n[plugins.monitor]\nlisten = "127.0.0.1:0"\ninterval_s = "250ms"\n'
 ECHO = f'[bots.echo]\nmodule = "bots.echo:main"\ncwd = "{REPO}"\nworkers = 2\n'
@@ -119,11 +119,7 @@ def test_dashboard_in_a_real_browser(sup: Supervisor, tmp_path: Path) -> None:
     sup.wait_running("echo", 2)
     address = url(sup, "/")
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
+        browser = chromium(p)
         try:
             page = browser.new_page()
             page.goto(address)
@@ -150,6 +146,9 @@ def test_top_renders_in_a_pseudo_terminal(sup: Supervisor) -> None:
     sup.wait_running("echo", 2)
     pid, fd = pty.fork()
     if pid == 0:  # the child: become `supervisor top` on the terminal
+        # As a terminal gives it: a suite started in the background (`make test &`, CI) runs
+        # with SIGINT ignored, and Python then leaves ^C ignored, so top never ended on it.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execv(sys.executable, [sys.executable, "-m", "supervisor", "top", "--interval", "0.2",
                                   "-c", str(sup.config_path)])  # fmt: skip
     screen = b""

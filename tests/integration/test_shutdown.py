@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,7 +11,7 @@ import subprocess
 import pytest
 
 from supervisor.procfs import start_ticks
-from tests.integration.harness import Supervisor, pid_alive, wait_until
+from tests.integration.harness import REPO, Supervisor, pid_alive, wait_until
 from tests.unit.test_config import BAD_CONFIGS
 
 
@@ -138,6 +139,51 @@ def test_leftover_cleanup_never_kills_a_reused_pid(sup: Supervisor) -> None:
         leftover.wait()
 
 
+def _leaderless_group(env: dict[str, str]) -> int:
+    """A process group whose leader has exited and been reaped; returns its one member."""
+    sh = subprocess.Popen(
+        ["sh", "-c", "sleep 1000 </dev/null >/dev/null 2>&1 & echo $!"],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+        env=env,
+    )
+    assert sh.stdout is not None
+    member = int(sh.stdout.readline())
+    sh.wait()
+    sh.stdout.close()
+    assert os.getpgid(member) == sh.pid
+    assert start_ticks(sh.pid) is None
+    return member
+
+
+def test_leftover_cleanup_ends_a_leaderless_group_only_if_it_carries_our_run_dir(
+    sup: Supervisor,
+) -> None:
+    """A group named by the state file whose leader is gone may have ended and its id gone to
+    another program whose leader left members behind: it is ended only if a member has our
+    run dir in its environment, as everything our workers start does."""
+    sup.run_dir.mkdir(mode=0o700)
+    ours = _leaderless_group(dict(os.environ, SUPERVISOR_RUN_DIR=str(sup.run_dir)))
+    theirs = _leaderless_group(dict(os.environ, SUPERVISOR_RUN_DIR="/elsewhere"))
+    try:
+        groups = [
+            {"pgid": os.getpgid(p), "start_ticks": 1, "signal": 15, "timeout_s": 1.0}
+            for p in (theirs, ours)
+        ]
+        (sup.run_dir / "state.json").write_text(
+            json.dumps({"version": 1, "pins": {}, "groups": groups})
+        )
+        sup.configure('[bots.x]\ncommand = ["sleep", "1000"]\n')
+        sup.start()
+        wait_until(lambda: not pid_alive(ours), timeout_s=10, what="our leftover to end")
+        assert sup.events("leftovers_ended")[0]["groups"] == 1
+        assert pid_alive(theirs)
+    finally:
+        for pid in (ours, theirs):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_worker_ignoring_its_stop_signal_is_killed_after_the_timeout(sup: Supervisor) -> None:
     """A worker that ignores SIGTERM gets SIGKILL once stop_timeout_s has passed."""
     sup.configure(
@@ -234,3 +280,29 @@ command = ["sleep", "1000"]
     assert [e["exit_code"] for e in exits.values() if e["bot"] == "slow"] == [0, 0]
     assert not sup.events("shutdown_forced")
     assert not sup.events("worker_restarting")
+
+
+def test_shutdown_does_not_wait_out_a_drain(sup: Supervisor) -> None:
+    """Workers drained by a scale-down that do not end on DRAIN (this SDK bot ignores it) get
+    their stop signal with the rest at shutdown, not after their 10-minute drain wait; the
+    shutdown ends well inside shutdown_timeout_s, with nothing SIGKILLed."""
+    sup.configure(
+        f"""
+[bots.idle]
+module = "tests.bots.sdk:main"
+cwd = "{REPO}"
+workers = 3
+stop_timeout_s = "10m"
+env = {{ SDK_MODE = "idle" }}
+"""
+    )
+    sup.start()
+    sup.wait_running("idle", 3)
+    assert sup.cli("scale", "idle", "1").returncode == 0
+    wait_until(lambda: len(sup.events("worker_draining")) == 2, what="two workers draining")
+    sup.request("shutdown")
+    assert sup.wait_exit() == 0
+    assert not sup.events("shutdown_timed_out")
+    exits = sup.events("worker_exited")
+    assert len(exits) == 3
+    assert {e["signal"] for e in exits} == {signal.SIGTERM}, exits

@@ -103,6 +103,14 @@ def test_bots_keep_file_order(tmp_path: Path) -> None:
 # tests/integration/test_shutdown.py.
 BAD_CONFIGS = [
     (
+        "[plugins.monitor]\nmax_connections = 0\n",
+        "plugins.monitor.max_connections: expected an integer >= 1, got 0",
+    ),
+    (
+        "[plugins.monitor]\nmax_connections = 100000\n",
+        "plugins.monitor.max_connections: at most 10000",
+    ),
+    (
         '[bots.echo]\ncommand = ["true"]\nworkers = "two"\n',
         'bots.echo.workers: expected an integer >= 0, got "two"',
     ),
@@ -251,6 +259,187 @@ BAD_CONFIGS = [
         '[bots.q]\ncommand = ["true"]\n[bots.q.scale]\nmax = 4\nmetric = "cpu"\ntarget = 50\nup_limit = { workers = 0 }\n',
         "bots.q.scale.up_limit.workers: expected an integer >= 1, got 0",
     ),
+    # resources (issue 16)
+    (
+        '[bots.echo]\ncommand = ["true"]\n[bots.echo.resources]\ncpu = 0\n',
+        'bots.echo.resources.cpu: expected a number of cores > 0 (such as 0.5, "500m" or "50%"), got 0',
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\n[bots.echo.resources]\ncpu = "two cores"\n',
+        "bots.echo.resources.cpu: expected a number of cores > 0",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\n[bots.echo.resources]\nmemory_max = "12 parsecs"\n',
+        "bots.echo.resources.memory_max: expected a size",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\n[bots.echo.resources]\nmemory_high = "1KiB"\n',
+        'bots.echo.resources.memory_high: expected at least 1MiB, got "1KiB"',
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\n[bots.echo.resources]\nmemory_max = "256MiB"\nmemory_high = "512MiB"\n',
+        "bots.echo.resources.memory_max: 268435456 bytes is below memory_high (536870912 bytes)",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\n[bots.echo.resources]\npids_max = 0\n',
+        "bots.echo.resources.pids_max: expected an integer >= 1, got 0",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\n[bots.echo.resources]\ncpu_weight = 20000\n',
+        "bots.echo.resources.cpu_weight: expected an integer from 1 to 10000, got 20000",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\n[bots.echo.resources]\nper = "pod"\n',
+        'bots.echo.resources.per: expected one of "bot", "worker", got "pod"',
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\n[bots.echo.resources]\nmemory = "1GiB"\n',
+        "bots.echo.resources.memory: unknown key; did you mean",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nworkers = 1000\n[bots.echo.resources]\nper = "worker"\n',
+        'bots.echo.resources.per: "worker" with up to 1000 workers: at most 256 groups per bot; use per = "bot"',
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nresources_required = "no"\n',
+        'bots.echo.resources_required: expected true or false, got "no"',
+    ),
+    (
+        '[bots.m]\ncommand = ["true"]\nkind = "oneshot"\n[bots.m.scale]\nmax = 4\nmetric = "cpu"\ntarget = 50\n',
+        "bots.m.scale: a one-shot bot does not autoscale",
+    ),
+    (
+        '[bots.m]\ncommand = ["true"]\nkind = "cron"\n',
+        'bots.m.kind: expected one of "service", "oneshot", got "cron"',
+    ),
+    (
+        '[bots.j]\ncommand = ["true"]\nschedule = "61 * * * *"\n',
+        "bots.j.schedule: not a cron expression (minute hour day month weekday): '61 * * * *'",
+    ),
+    (
+        '[bots.j]\ncommand = ["true"]\nschedule = "0 3 * * *"\ntimezone = "Mars/Olympus"\n',
+        "bots.j.timezone: unknown time zone 'Mars/Olympus'",
+    ),
+    (
+        '[bots.j]\ncommand = ["true"]\nevery = "500ms"\n',
+        "bots.j.every: at least 1s, got 0.5s",
+    ),
+    (
+        '[bots.j]\ncommand = ["true"]\nevery = "5s"\nschedule = "* * * * *"\n',
+        'bots.j.every: give "schedule" or "every", not both',
+    ),
+    (
+        '[bots.j]\ncommand = ["true"]\nevery = "5s"\nkind = "service"\n',
+        'bots.j.kind: a bot on a schedule runs to completion: kind = "oneshot"',
+    ),
+    (
+        '[bots.j]\ncommand = ["true"]\nevery = "5s"\noverlap = "stack"\n',
+        'bots.j.overlap: expected one of "skip", "queue", "replace", got "stack"',
+    ),
+    (
+        '[bots.j]\ncommand = ["true"]\novertime = 3\noverlap = "skip"\n',
+        'bots.j.overlap: only with "schedule" or "every"',
+    ),
+    (
+        "[supervisor]\nmax_starting = 0\n",
+        "supervisor.max_starting: expected an integer >= 1, got 0",
+    ),
+    (
+        '[bots.q]\ncommand = ["true"]\nmax_starting = 0\n',
+        "bots.q.max_starting: expected an integer >= 1, got 0",
+    ),
+    # A worker count past the ceiling is an error, not a fork bomb (config/bounds.py).
+    (
+        '[bots.echo]\ncommand = ["true"]\nworkers = 20000\n',
+        "bots.echo.workers: 20000 workers is more than ",
+    ),
+    (
+        '[supervisor]\nmax_workers = 4\n[bots.echo]\ncommand = ["true"]\nworkers = 5\n',
+        "bots.echo.workers: 5 workers is more than 4, the limit set by supervisor.max_workers",
+    ),
+    (
+        '[supervisor]\nmax_workers = 5\n[bots.a]\ncommand = ["true"]\nworkers = 3\n'
+        '[bots.b]\ncommand = ["true"]\nworkers = 3\n',
+        "supervisor.max_workers: the bots ask for up to 6 workers together, more than 5",
+    ),
+    (
+        '[bots.q]\ncommand = ["true"]\n[bots.q.scale]\nmax = 1000000\nmetric = "cpu"\ntarget = 50\n',
+        "bots.q.scale.max: 1000000 workers is more than ",
+    ),
+    (
+        '[supervisor]\nmax_workers = 0\n[bots.echo]\ncommand = ["true"]\n',
+        "supervisor.max_workers: expected an integer >= 1, got 0",
+    ),
+    # Environment values: strings and finite numbers, nothing else (fields.env_table).
+    (
+        '[bots.echo]\ncommand = ["true"]\nenv = { DEBUG = true }\n',
+        "bots.echo.env.DEBUG: expected a string or a number, got true",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nenv = { WHEN = 1979-05-27 }\n',
+        "bots.echo.env.WHEN: expected a string or a number, got 1979-05-27",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nenv = { DB = { host = "x" } }\n',
+        "bots.echo.env.DB: expected a string or a number, got a table",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nenv = { RATE = inf }\n',
+        "bots.echo.env.RATE: expected a string or a finite number, got inf",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nenv = { RATE = nan }\n',
+        "bots.echo.env.RATE: expected a string or a finite number, got nan",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nenv = { A = "x\\u0000y" }\n',
+        "bots.echo.env.A: a NUL character is not allowed",
+    ),
+    # Found by the fuzz properties: these crashed load() with "embedded null byte".
+    ('[supervisor]\nrun_dir = "\\u0000"\n', "supervisor.run_dir: a NUL character is not allowed"),
+    (
+        '[bots.a]\ncommand = ["true"]\ncwd = "x\\u0000"\n',
+        "bots.a.cwd: a NUL character is not allowed",
+    ),
+    (
+        '[bots.a]\ncommand = ["true", "\\u0000"]\n',
+        "bots.a.command[1]: a NUL character is not allowed",
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nenv = { "A=B" = "1" }\n',
+        "bots.echo.env.A=B: not a valid environment variable name",
+    ),
+    # A value with a newline still makes one line of message.
+    (
+        '[bots.echo]\ncommand = ["true"]\nworkers = "1\\n2"\n',
+        'bots.echo.workers: expected an integer >= 0, got "1\\n2"',
+    ),
+    # The program is looked up as the spawn will: relative to cwd, executable.
+    (
+        '[bots.echo]\ncommand = ["./no-such-script.sh"]\n',
+        'bots.echo.command: "./no-such-script.sh" is not an executable file',
+    ),
+    (
+        '[bots.echo]\ncommand = ["true"]\nenv = { PATH = "/nonexistent" }\n',
+        'bots.echo.command: "true" is not an executable on PATH',
+    ),
+    # preload: a zygote imports the module of a "module:function" bot it forks.
+    (
+        '[bots.echo]\ncommand = ["true"]\npreload = true\n',
+        "bots.echo.preload: preload imports a module bot's module; this bot has a command",
+    ),
+    (
+        '[bots.echo]\nmodule = "json:loads"\nspawn = "exec"\npreload = true\n',
+        'bots.echo.preload: preload forks from the fork server; not with spawn = "exec"',
+    ),
+    (
+        '[bots.echo]\nmodule = "json"\npreload = true\n',
+        'bots.echo.preload: preload needs module = "package.module:function"',
+    ),
+    (
+        '[bots.echo]\nmodule = "json:loads"\npreload = "yes"\n',
+        "bots.echo.preload: expected true or false",
+    ),
 ]
 
 
@@ -347,6 +536,7 @@ up_limit = { workers = 2, period_s = "10s" }
     assert policy.metrics[1].url == "redis://127.0.0.1:6379/0"
     assert policy.up_limit == RateLimit(workers=2, percent=None, period_s=10.0)
     assert policy.down_limit == RateLimit(percent=100, period_s=15.0)
+    assert (policy.cpu_startup_s, policy.initial_readiness_delay_s) == (2.0, 0.0)  # no 30 s
     assert config.load(write(tmp_path, text)).bots["q"].workers == 2  # starts at min
 
 

@@ -55,6 +55,8 @@ def test_the_systemd_unit_is_type_notify_with_a_watchdog_and_mixed_kill() -> Non
     assert settings["KillMode"] == "mixed"
     assert "WatchdogSec" in settings
     assert settings["ExecStart"].endswith("supervisor run -c /etc/supervisor/supervisor.toml")
+    # Delegated: the supervisor makes a cgroup per bot under the service's (issue 16).
+    assert {"cpu", "memory", "pids"} <= set(settings["Delegate"].split())
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")

@@ -23,12 +23,13 @@ ALLOWED = {
     "public": {"top", "sdk", "wire", "config"},
     "wire": {"top"},
     "sdk": {"top", "wire"},
-    "cli": {"top", "wire", "config"},
+    "cli": {"top", "wire", "config", "history"},
     "config": {"top", "wire", "policy", "plugins.api"},
     "policy": {"top", "config"},
     "daemon": {"top", "wire", "config", "policy", "plugins.api"},
+    "history": {"top", "config", "policy"},  # the store on disk: the monitor writes, analyze reads
     "plugins.api": {"top", "config"},
-    "plugin": {"top", "wire", "config", "plugins.api"},  # a built-in plugin's own folder
+    "plugin": {"top", "wire", "config", "plugins.api", "history"},  # a built-in plugin's own folder
 }
 # The one door from the CLI into the daemon: `supervisor run`.
 # The entry point (`python -m supervisor`) calls the CLI; the fork server's children become bots,

@@ -38,6 +38,7 @@ workers = 2
         ('log_max_bytes = "1MiB"', {"updated": ["b"], "unchanged": ["a"]}),
         ("log_files = false", {"updated": ["b"], "unchanged": ["a"]}),
         ('restart = "never"', {"updated": ["b"], "unchanged": ["a"]}),
+        ("max_starting = 4", {"updated": ["b"], "unchanged": ["a"]}),  # pacing: no restart
         ('env = { X = "1" }', {"restarted": ["b"], "unchanged": ["a"]}),
         ('stop_signal = "SIGINT"', {"restarted": ["b"], "unchanged": ["a"]}),
         ('umask = "077"', {"restarted": ["b"], "unchanged": ["a"]}),

@@ -16,6 +16,7 @@ from supervisor.policy.scaling import (
     RateLimit,
     Source,
     WorkerSample,
+    cpu_counts,
     decide,
     read_metric,
 )
@@ -112,17 +113,44 @@ def test_unready_workers_are_set_aside() -> None:
 
 
 def test_cpu_of_freshly_ready_workers_is_set_aside() -> None:
-    """CPU of a worker ready for less than initial_readiness_delay_s does not count (start-up
-    burns CPU); other metrics are unaffected."""
-    policy = dataclasses.replace(POLICY, metrics=(CPU,), initial_readiness_delay_s=30)
+    """CPU of a worker whose sample window began within cpu_startup_s of its readiness does
+    not count (start-up burns CPU); other metrics are unaffected."""
+    policy = dataclasses.replace(POLICY, metrics=(CPU,), cpu_startup_s=2)
     samples = (
-        WorkerSample(True, 100, {"cpu": 60}),
-        WorkerSample(True, 100, {"cpu": 60}),
-        WorkerSample(True, 5, {"cpu": 100}),
+        WorkerSample(True, 100, {"cpu": 60}, cpu_window_s=1),
+        WorkerSample(True, 100, {"cpu": 60}, cpu_window_s=1),
+        WorkerSample(True, 2.5, {"cpu": 100}, cpu_window_s=1),  # window from 1.5 s after ready
     )
     assert run(policy, Observation(current=3, workers=samples)) == 3  # up ratio 1.2 -> 0.8 with a 0
-    samples = (*samples[:2], WorkerSample(True, 100, {"cpu": 100}))
+    samples = (*samples[:2], WorkerSample(True, 3.5, {"cpu": 100}, cpu_window_s=1))
     assert run(policy, Observation(current=3, workers=samples)) == 5  # 220 / 50
+
+
+@pytest.mark.parametrize(
+    ("worker", "rule", "counts"),
+    [
+        # (ready, ready_for_s, cpu_window_s), (cpu_startup_s, initial_readiness_delay_s)
+        ((False, 0, 1), (2, 0), False),  # not ready: never
+        ((True, 0.5, 1), (0, 0), False),  # the window began before readiness (the burst)
+        ((True, 1, 1), (0, 0), True),  # the first sample begun at readiness counts at once
+        ((True, 2.5, 1), (2, 0), False),  # began 1.5 s after readiness: still in the grace
+        ((True, 3, 1), (2, 0), True),  # began 2 s after: counts
+        ((True, 600, 1), (2, 0), True),  # an old worker
+        ((True, 3, 1), (2, 30), False),  # initial_readiness_delay_s holds it longer
+        ((True, 31, 1), (2, 30), True),
+    ],
+)
+def test_cpu_start_up_rule(
+    worker: tuple[bool, float, float], rule: tuple[float, float], counts: bool
+) -> None:
+    """A worker's CPU counts once its sample's window began cpu_startup_s after its readiness
+    (and it has been ready for initial_readiness_delay_s); not 30 s after every start."""
+    policy = dataclasses.replace(
+        POLICY, metrics=(CPU,), cpu_startup_s=rule[0], initial_readiness_delay_s=rule[1]
+    )
+    ready, ready_for_s, window_s = worker
+    sample = WorkerSample(ready, ready_for_s, {"cpu": 90}, cpu_window_s=window_s)
+    assert cpu_counts(policy, sample) is counts
 
 
 def test_several_metrics_the_highest_wins() -> None:

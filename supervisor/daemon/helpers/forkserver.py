@@ -17,9 +17,13 @@ supervisor's child and its exit reaches the supervisor's reaper like any
 other; this process never waits for workers.
 
     request  JSON list of {"id", "target", "argv", "env", "cwd", "title", "signal",
-             "timeout_s"}, with each worker's stdout and stderr write ends attached
+             "timeout_s", "cgroup"}, with each worker's stdout and stderr write ends attached
              (SCM_RIGHTS, in order); one intermediate forks the whole batch
+             and, for a `preload = true` bot, "preload": {"bot", "key", "module", "cwd",
+             "env", "process"}: those are forked by the bot's zygote (zygote.py)
     reply    JSON list of {"id", "pid", "start_ticks"} or {"id", "error"}
+    notice   JSON list of one {"notice": "zygote_started" | "zygote_exited" | ..., "level",
+             "bot", ...}, sent whenever a zygote starts, fails, is replaced or dies
 
 The server is single-threaded (forking a threaded process is unsafe) and
 imports nothing of the supervisor's loop. If its socket closes, the
@@ -35,13 +39,15 @@ import gc
 import io
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
 import time
 from typing import Any, NoReturn
 
-from supervisor.daemon.helpers.guardian import Group, end_groups
+from supervisor.daemon.helpers import zygote
+from supervisor.daemon.helpers.guardian import Group, end_groups, enter_cgroups
 from supervisor.procfs import start_ticks
 
 MAX_BATCH_BYTES = 1 << 20
@@ -73,36 +79,145 @@ def main() -> int:
     sock = socket.socket(fileno=int(sys.argv[1]))
     os.chdir("/")  # never pin the supervisor's directory; each worker goes to its own cwd
     # Before any worker clears its environment: setproctitle needs the original one once.
-    _set_title("supervisor: fork server")
+    set_title("supervisor: fork server")
     gc.freeze()  # what is imported now stays shared: workers' collections never touch it
-    groups: dict[int, Group] = {}
-    served = 0
-    while True:
-        try:
-            msg, ancdata, _, _ = sock.recvmsg(MAX_BATCH_BYTES, socket.CMSG_SPACE(MAX_BATCH * 8))
-        except InterruptedError:
-            continue
-        if not msg:
-            break
-        fds = _received_fds(ancdata)
-        try:
-            replies = _serve(json.loads(msg), fds, groups)
-        except (ValueError, KeyError, TypeError, OSError) as e:
-            replies = [{"id": i, "error": f"{type(e).__name__}: {e}"} for i in _ids_of(msg)]
-        finally:
-            for fd in fds:
-                os.close(fd)
-        sock.send(json.dumps(replies).encode())
-        served += len(replies)
-        if served % _PRUNE_EVERY < len(replies):
-            _prune(groups)
-    end_groups(groups.values())
+    server = _Server(sock)
+    while server.serve_once():
+        pass
+    server.close()
     return 0
 
 
-def _serve(
-    batch: list[dict[str, Any]], fds: list[int], groups: dict[int, Group]
-) -> list[dict[str, Any]]:
+class _Server:
+    """The fork server's state: the groups it started and the bots' zygotes."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.groups: dict[int, Group] = {}
+        self.zygotes: dict[str, zygote.Zygote] = {}
+        self.young_deaths: dict[str, int] = {}  # bot -> zygotes in a row that died young
+        self.served = 0
+
+    def serve_once(self) -> bool:
+        """Serve one request, or notice a zygote's death; False once the supervisor is gone."""
+        by_fd = {z.sock.fileno(): z for z in self.zygotes.values()}
+        own = self.sock.fileno()
+        readable, _, _ = select.select([own, *by_fd], [], [])
+        for fd in readable:
+            if fd in by_fd:
+                self._zygote_exited(by_fd[fd])
+        if own not in readable:
+            return True
+        try:
+            msg, ancdata, _, _ = self.sock.recvmsg(
+                MAX_BATCH_BYTES, socket.CMSG_SPACE(MAX_BATCH * 8)
+            )
+        except InterruptedError:
+            return True
+        if not msg:
+            return False
+        fds = received_fds(ancdata)
+        try:
+            replies = self._serve(json.loads(msg), fds)
+        except (ValueError, KeyError, TypeError, OSError) as e:
+            replies = zygote.error_replies(msg, e)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        self._send(replies)
+        self.served += len(replies)
+        if self.served % _PRUNE_EVERY < len(replies):
+            _prune(self.groups)
+        return True
+
+    def _serve(self, batch: list[dict[str, Any]], fds: list[int]) -> list[dict[str, Any]]:
+        """Fork the plain requests here and each preloaded bot's in its zygote."""
+        if len(fds) != 2 * len(batch):
+            raise ValueError("expected a stdout and a stderr pipe per worker")
+        parts: dict[str, tuple[list[dict[str, Any]], list[int]]] = {}
+        for n, req in enumerate(batch):
+            part = parts.setdefault(_bot_of(req), ([], []))
+            part[0].append(req)
+            part[1].extend(fds[2 * n : 2 * n + 2])
+        replies: list[dict[str, Any]] = []
+        for bot, (reqs, req_fds) in parts.items():
+            replies += self._preloaded(reqs, req_fds) if bot else fork_batch(reqs, req_fds)
+        by_id = {str(req["id"]): req for req in batch}
+        for reply in replies:
+            if (asked := by_id.get(str(reply.get("id")))) is not None and "pid" in reply:
+                sig, timeout_s = int(asked["signal"]), float(asked["timeout_s"])
+                g = Group(reply["pid"], reply["start_ticks"], sig, timeout_s)
+                self.groups[g.pgid] = g
+        return replies
+
+    def _preloaded(self, reqs: list[dict[str, Any]], fds: list[int]) -> list[dict[str, Any]]:
+        spec = reqs[0]["preload"]
+        z = self.zygotes.get(spec["bot"])
+        if z is not None and (z.spec["key"] != spec["key"] or z.stale):
+            del self.zygotes[spec["bot"]]
+            z.sock.close()
+            zygote.end(z.pid)
+            self._notice("zygote_replaced", bot=spec["bot"], pid=z.pid)
+            z = None
+        if z is None:
+            started = self._start_zygote(spec)
+            if isinstance(started, str):
+                return [{"id": r["id"], "error": started} for r in reqs]
+            z = started
+        try:
+            return zygote.forward(z, [_plain(r) for r in reqs], fds, MAX_BATCH_BYTES)
+        except OSError as e:
+            self._zygote_exited(z, restart=False)
+            return [{"id": r["id"], "error": f"zygote: {e}"} for r in reqs]
+
+    def _start_zygote(self, spec: dict[str, Any]) -> zygote.Zygote | str:
+        others = [self.sock.fileno(), *(z.sock.fileno() for z in self.zygotes.values())]
+        forker = zygote.Forker(fork_batch, received_fds, set_title, MAX_BATCH_BYTES, 2 * MAX_BATCH)
+        started = zygote.start(spec, others, forker)
+        if isinstance(started, str):
+            self._notice("zygote_failed", bot=spec["bot"], error=started)
+        else:
+            self.zygotes[spec["bot"]] = started
+            self._notice("zygote_started", bot=spec["bot"], pid=started.pid, level="info")
+        return started
+
+    def _zygote_exited(self, z: zygote.Zygote, *, restart: bool = True) -> None:
+        """Reap it, say so, and start another at once; after a second death in a row soon
+        after its start, only when the next worker is asked for (no busy loop)."""
+        if self.zygotes.get(z.spec["bot"]) is z:
+            del self.zygotes[z.spec["bot"]]
+        z.sock.close()
+        code = zygote.end(z.pid)
+        self._notice("zygote_exited", bot=z.spec["bot"], pid=z.pid, exit_code=code)
+        bot = z.spec["bot"]
+        self.young_deaths[bot] = 0 if z.lived_long else self.young_deaths.get(bot, 0) + 1
+        if restart and self.young_deaths[bot] <= 1:
+            self._start_zygote(z.spec)
+
+    def _notice(self, event: str, level: str = "warning", **fields: Any) -> None:
+        """An event for the supervisor's log and event stream (a reply without an id)."""
+        self._send([{"notice": event, "level": level, **fields}])
+
+    def _send(self, replies: list[dict[str, Any]]) -> None:
+        with contextlib.suppress(OSError):  # the supervisor is gone: the loop sees it next
+            self.sock.send(json.dumps(replies).encode())
+
+    def close(self) -> None:
+        for z in list(self.zygotes.values()):
+            zygote.end(z.pid)
+        end_groups(self.groups.values())
+
+
+def _bot_of(req: dict[str, Any]) -> str:
+    preload = req.get("preload")
+    return str(preload["bot"]) if isinstance(preload, dict) else ""
+
+
+def _plain(req: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in req.items() if k != "preload"}
+
+
+def fork_batch(batch: list[dict[str, Any]], fds: list[int]) -> list[dict[str, Any]]:
     """Fork one intermediate for the batch; it forks each worker and reports them."""
     if len(fds) != 2 * len(batch):
         raise ValueError("expected a stdout and a stderr pipe per worker")
@@ -127,9 +242,9 @@ def _serve(
         if len(pid_ticks) != 2:
             replies.append({"id": req["id"], "error": "the worker could not be started"})
             continue
-        pid, ticks = int(pid_ticks[0]), int(pid_ticks[1])
-        groups[pid] = Group(pid, ticks, int(req["signal"]), float(req["timeout_s"]))
-        replies.append({"id": req["id"], "pid": pid, "start_ticks": ticks})
+        replies.append(
+            {"id": req["id"], "pid": int(pid_ticks[0]), "start_ticks": int(pid_ticks[1])}
+        )
     return replies
 
 
@@ -185,6 +300,7 @@ def _become_worker(req: dict[str, Any], fds: list[int]) -> NoReturn:
 
 def _set_up(req: dict[str, Any], fds: list[int]) -> None:
     """Make this forked child look like `python -m supervisor.sdk.entry TARGET` started fresh."""
+    enter_cgroups(req.get("cgroup") or ())  # first: before the user changes, before bot code
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(fds[0], 1)
@@ -202,10 +318,10 @@ def _set_up(req: dict[str, Any], fds: list[int]) -> None:
     sys.path[0:1] = [os.getcwd(), *extra]
     sys.argv = list(req["argv"])
     _reopen_stdio(bool(env.get("PYTHONUNBUFFERED")))
-    _set_title(req["title"])
+    set_title(req["title"])
 
 
-def _set_title(title: str) -> None:
+def set_title(title: str) -> None:
     """What `ps` shows; without it every worker would show the fork server's command line."""
     try:
         import setproctitle  # noqa: PLC0415
@@ -234,19 +350,12 @@ def _exit_code(code: object) -> int:
     return 1
 
 
-def _received_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
+def received_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
     fds = array.array("i")
     for level, kind, data in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
     return list(fds)
-
-
-def _ids_of(msg: bytes) -> list[object]:
-    try:
-        return [req.get("id") for req in json.loads(msg)]
-    except (ValueError, AttributeError, TypeError):
-        return []
 
 
 def _prune(groups: dict[int, Group]) -> None:

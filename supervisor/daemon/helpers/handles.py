@@ -11,13 +11,14 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import json
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ class Guardian:
         self._popen: subprocess.Popen[bytes] | None = None
         self._closing = False
         self._outbox: list[bytes] = []
+        self._trees: list[str] = []  # our cgroup subtrees: killed and removed if we die
 
     def start(self) -> None:
         self._popen = subprocess.Popen(
@@ -57,6 +59,8 @@ class Guardian:
         self._reaper.watch(self._popen.pid, self._on_exit)
         for g in self._groups.values():
             self._send(f"add {g.pgid} {g.start_ticks} {g.signal} {g.timeout_s}")
+        for tree in self._trees:
+            self._send(f"tree {tree}")
         log.debug("guardian_started", pid=self._popen.pid)
 
     @property
@@ -70,9 +74,21 @@ class Guardian:
         self._groups[g.pgid] = g
         self._send(f"add {g.pgid} {g.start_ticks} {g.signal} {g.timeout_s}")
 
-    def remove(self, pgid: int) -> None:
-        if self._groups.pop(pgid, None) is not None:
-            self._send(f"del {pgid}")
+    def add_tree(self, directory: str) -> None:
+        """A cgroup subtree of ours: if we die, the guardian kills what is in it."""
+        self._trees.append(directory)
+        self._send(f"tree {directory}")
+
+    def remove(self, child: Child) -> None:
+        """Forget child's group, unless its id now names a newer worker's group.
+
+        A leftover's end is awaited; by then the group may be gone and its pid reused by a
+        worker spawned meanwhile, whose `add` replaced the entry: that one stays.
+        """
+        g = self._groups.get(child.pgid)
+        if g is not None and g.start_ticks == child.start_ticks:
+            del self._groups[child.pgid]
+            self._send(f"del {child.pgid}")
 
     def groups(self) -> list[Group]:
         return list(self._groups.values())
@@ -128,6 +144,8 @@ class ForkServer:
         self._queue: list[_Pending] = []
         self._flushing = False
         self._closing = False
+        # Zygote notices (started, exited, failed, replaced): the owner sends them to events.
+        self.on_notice: Callable[[str, str, dict[str, Any]], None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -152,9 +170,13 @@ class ForkServer:
         stop: tuple[int, float],
         *,
         process: dict[str, Any] | None = None,
+        cgroup: Sequence[str] = (),
+        preload: tuple[str, Mapping[str, str]] | None = None,
     ) -> Child:
         """Fork a worker that runs `target` as `python -m supervisor.sdk.entry` would.
 
+        With `preload` (the bot's name and its workers' common env), the worker is forked
+        from the bot's zygote, which has imported the module already (zygote.py).
         Spawns asked for in the same pass of the loop go out as one batch.
         Raises OSError if the fork server cannot start it.
         """
@@ -171,7 +193,10 @@ class ForkServer:
             "signal": int(stop[0]),
             "timeout_s": stop[1],
             "process": process,
+            "cgroup": list(cgroup),
         }
+        if preload is not None:
+            request["preload"], request["process"] = zygote_spec(target, cwd, preload, process)
         pending = _Pending(request, [out_w, err_w])
         self._pending[request_id] = pending
         self._queue.append(pending)
@@ -239,10 +264,22 @@ class ForkServer:
                 self._disconnect()
                 return
             for reply in json.loads(data):
+                if "notice" in reply:
+                    self._on_notice(reply)
+                    continue
                 pending = self._pending.get(reply.get("id", -1))
                 if pending is not None:
                     pending.reply = reply
                     pending.done.set()
+
+    def _on_notice(self, notice: dict[str, Any]) -> None:
+        event, level = str(notice.pop("notice")), str(notice.pop("level", "warning"))
+        if self.on_notice is not None:
+            self.on_notice(event, level, notice)
+        else:
+            getattr(log, level if level in ("info", "warning", "error") else "warning")(
+                event, **notice
+            )
 
     def _disconnect(self) -> None:
         if self._sock is not None:
@@ -266,6 +303,28 @@ class ForkServer:
         if not self._closing:
             log.warning("fork_server_exited", exit_code=returncode)
             self.start()
+
+
+def zygote_spec(
+    target: str, cwd: Path, preload: tuple[str, Mapping[str, str]], process: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(the zygote's spec, what is left of `process` for each worker).
+
+    The user and groups are the zygote's (the import never runs as the supervisor's user);
+    limits and umask stay per worker. The key changes whenever any of it does.
+    """
+    process = process or {}
+    ids = {k: process[k] for k in ("uid", "gid", "groups") if process.get(k) is not None}
+    rest = {k: v for k, v in process.items() if k not in ids} or None
+    spec = {
+        "bot": preload[0],
+        "module": target.partition(":")[0],
+        "cwd": str(cwd),
+        "env": dict(preload[1]),
+        "process": ids,
+    }
+    spec["key"] = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    return spec, rest
 
 
 class _Pending:

@@ -5,6 +5,12 @@
     history_s = "5m"               # how much of each series to keep
     trend_window_s = "2m"          # memory growth is fitted over this much
     listen = "127.0.0.1:9321"      # /, /metrics, /api/status, /api/dashboard; "" for none
+    max_connections = 256          # open at once; beyond: a 503, closed and counted (web.py)
+    tokens = { ops = { role = "operate", token_file = "/etc/supervisor/ops.token" } }
+                                   # dashboard actions (actions.py); without: read-only
+
+    [plugins.monitor.history]      # the on-disk history `supervisor analyze` reads; recorder.py
+    max_mb = 512
 
     [[plugins.monitor.alerts]]     # any number; see alerts.py
     name = "leak"
@@ -18,7 +24,8 @@ from /proc (procstat.py): CPU %, RSS, threads, open fds, context switches
 per second, and the memory growth rate (MB per hour, a least-squares fit
 over `trend_window_s`). The metrics workers report through the SDK are
 kept beside them. Each series is a fixed-size ring. Alert rules are
-evaluated on every sample, per worker.
+evaluated on every sample, per worker. Each sample, and the fleet's events, also go to the
+history store (run_dir/history.sqlite3) through its writer thread.
 """
 
 from __future__ import annotations
@@ -26,21 +33,35 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio
 import structlog
 
-from supervisor.config.fields import BadValue, Table, duration, enum_choice, number, string
+from supervisor.config.fields import (
+    BadValue,
+    Table,
+    duration,
+    enum_choice,
+    integer,
+    number,
+    string,
+)
+from supervisor.history.store import BOT, FLEET, path_in
+from supervisor.history.writer import Writer
 from supervisor.plugins.base import Host, Metric, Plugin, WorkerRef
-from supervisor.plugins.monitor import procstat
+from supervisor.plugins.monitor import history_api, procstat, recorder
+from supervisor.plugins.monitor.actions import Token, take_tokens, warn_if_open
 from supervisor.plugins.monitor.alerts import Action, Alert, Rule, State, evaluate
 from supervisor.plugins.monitor.view import Series
+from supervisor.plugins.monitor.web import Connections
 
 log = structlog.get_logger("supervisor.monitor")
 
 SCALING_TIMELINE = 200
+_MAX_CONNECTIONS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +70,10 @@ class MonitorConfig:
     history_s: float = 300.0
     trend_window_s: float = 120.0
     listen: str = "127.0.0.1:9321"
+    max_connections: int = 256
     alerts: tuple[Rule, ...] = ()
+    tokens: tuple[Token, ...] = ()  # dashboard actions (actions.py); none: read-only
+    history: recorder.HistoryConfig = field(default_factory=recorder.HistoryConfig)
 
     @property
     def points(self) -> int:
@@ -58,7 +82,7 @@ class MonitorConfig:
 
 class Monitor(Plugin):
     name = "monitor"
-    subscribe = frozenset({"bot_scaled"})
+    subscribe = recorder.RECORDED - {"alert_firing", "alert_resolved"}  # its own: _report
 
     def __init__(self, config: MonitorConfig) -> None:
         super().__init__(config)
@@ -71,6 +95,11 @@ class Monitor(Plugin):
         self.sample_ms = 0.0
         self.address = ""
         self._host: Host | None = None
+        self.writer: Writer | None = None
+        self.findings: list[dict[str, Any]] = []  # the analyzer's, refreshed by history_api
+        self.config_path = ""
+        self._host_sampler = recorder.HostSampler()
+        self.connections = Connections(config.max_connections)
 
     @classmethod
     def configure(cls, table: Table) -> MonitorConfig:
@@ -79,25 +108,54 @@ class Monitor(Plugin):
             history_s=table.take("history_s", duration, 300.0),
             trend_window_s=table.take("trend_window_s", duration, 120.0),
             listen=table.take("listen", _address, "127.0.0.1:9321"),
+            max_connections=table.take("max_connections", integer(1), 256),
             alerts=tuple(_rules(table)),
+            tokens=take_tokens(table),
+            history=recorder.configure(table),
         )
         table.finish()
+        if config.max_connections > _MAX_CONNECTIONS:
+            table.problems.append(
+                f"{table.key_path('max_connections')}: at most {_MAX_CONNECTIONS} "
+                f"(each is a task and a descriptor of the supervisor), got {config.max_connections}"
+            )
         if config.interval_s <= 0:
             table.problems.append(f"{table.key_path('interval_s')}: must be more than 0")
         return config
 
     async def run(self, host: Host) -> None:
         self._host = host
+        if self.config.history.enabled:
+            header = host.status()["supervisor"]
+            run_dir, self.config_path = header["run_dir"], header["config"]
+            self.writer = Writer(path_in(run_dir), self.config.history.retention)
+            self.writer.start()
+        try:
+            await self._run(host)
+        finally:
+            writer, self.writer = self.writer, None
+            if writer is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(writer.stop)
+
+    async def _run(self, host: Host) -> None:
         async with anyio.create_task_group() as tg:
             if self.config.listen:
                 from supervisor.plugins.monitor.web import serve  # noqa: PLC0415
 
-                address = await tg.start(serve, self, host, self.config.listen)
+                address = await tg.start(
+                    partial(serve, connections=self.connections),
+                    self, host, self.config.listen, self.config.tokens,
+                )  # fmt: skip
                 self.address = address
                 log.info("monitor_listening", url=f"http://{address}/")
+                warn_if_open(self.config.listen, self.config.tokens)
+                if self.writer is not None:
+                    tg.start_soon(history_api.keep_findings, self)  # for /metrics
             while True:
                 started = time.perf_counter()
                 self.sample(host, time.monotonic(), tg)
+                self.record(host)
                 self.sample_ms = (time.perf_counter() - started) * 1000
                 await anyio.sleep(self.config.interval_s)
 
@@ -132,6 +190,22 @@ class Monitor(Plugin):
             series.add(now, s, dict(worker.metrics), self.config.trend_window_s)
             if worker is not me:
                 self._check_alerts(host, series, now, tg)
+
+    def record(self, host: Host) -> None:
+        """This sample, to the history (a put on the writer's queue: never waits)."""
+        writer = self.writer
+        if writer is None:
+            return
+        latest = {
+            pid: {m: v for m in recorder.SAMPLED if (v := s.latest(m)) is not None}
+            for pid, s in self.series.items()
+        }
+        found = recorder.points(host.status(), latest, self._host_sampler.sample())
+        found.append(((FLEET, BOT, "history.dropped"), float(writer.dropped)))
+        writer.add_samples(time.time(), found)
+        for problem in writer.take_problems():
+            log.warning("history_store_problem", problem=problem)
+            host.emit("history_store_problem", "warning", problem=problem)
 
     def _check_alerts(
         self, host: Host, series: Series, now: float, tg: anyio.abc.TaskGroup | None
@@ -171,6 +245,9 @@ class Monitor(Plugin):
             getattr(log, level)(f"alert_{transition}", **fields)
         else:
             host.emit(f"alert_{transition}", level, **fields)
+        if self.writer is not None and transition in ("firing", "resolved"):
+            self.writer.add_event(time.time(), f"alert_{transition}", series.bot, series.slot,
+                                  fields)  # fmt: skip
         if transition == "firing":
             self.fired += 1
             if rule.action is Action.RESTART and tg is not None:
@@ -178,6 +255,13 @@ class Monitor(Plugin):
                 tg.start_soon(host.restart_worker, series.bot, series.slot, reason)
 
     async def on_event(self, event: str, fields: dict[str, Any]) -> None:
+        if self.writer is not None:
+            rest = {k: v for k, v in fields.items() if k not in ("bot", "worker")}
+            worker = fields.get("worker")
+            self.writer.add_event(time.time(), event, str(fields.get("bot", "")),
+                                  worker if isinstance(worker, int) else BOT, rest)  # fmt: skip
+        if event != "bot_scaled":
+            return
         self.scaling.append({"ts": time.time(), **fields})
         bot = str(fields.get("bot"))
         self.scaling_counts[bot] = self.scaling_counts.get(bot, 0) + 1
@@ -206,10 +290,19 @@ class Monitor(Plugin):
     def status(self) -> dict[str, Any]:
         return {
             "listen": self.address,
+            "connections": self.connections.status(),
             "processes_sampled": len(self.series),
             "sample_ms": round(self.sample_ms, 2),
             "alerts": self.firing(time.monotonic()),
             "alerts_fired": self.fired,
+            "history": None
+            if self.writer is None
+            else {
+                "path": str(self.writer.path),
+                "rows_written": self.writer.written,
+                "dropped": self.writer.dropped,
+                "backlog": self.writer.backlog,
+            },
         }
 
     def metrics(self) -> list[Metric]:
@@ -228,6 +321,13 @@ class Monitor(Plugin):
                 "Alerts that began firing.",
                 (({}, self.fired),),
             ),
+            Metric(
+                "supervisor_monitor_connections_refused",
+                "counter",
+                "HTTP connections closed because max_connections were open.",
+                (({}, self.connections.refused),),
+            ),
+            *history_api.metrics(self),
         ]
 
 

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from supervisor.plugins.monitor.view import MonitorView
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# The monitor fits RSS in MiB per hour (its alert rules and dashboard speak that); Prometheus
+# wants base units.
+_MIB_PER_HOUR_IN_BYTES_PER_S = 2**20 / 3600
 
 
 def exposition(monitor: MonitorView, host: Host) -> bytes:
@@ -37,6 +40,7 @@ class FleetCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         status = self.host.status()
         yield from _bots(status["bots"])
+        yield from _cgroups(status["bots"])
         yield from self._workers(status["bots"])
         yield from _ipc(status["supervisor"])
         yield from _plugins(status["plugins"], self.monitor)
@@ -62,8 +66,8 @@ class FleetCollector(Collector):
             "supervisor_worker_open_fds", "Open file descriptors.", labels=["bot", "worker"]
         )
         growth = GaugeMetricFamily(
-            "supervisor_worker_memory_growth_mb_per_hour",
-            "Fitted RSS growth.",
+            "supervisor_worker_memory_growth_bytes_per_second",
+            "Fitted RSS growth (least squares over trend_window_s).",
             labels=["bot", "worker"],
         )
         reported = GaugeMetricFamily(
@@ -90,7 +94,7 @@ class FleetCollector(Collector):
                     fds.add_metric(labels, last.fds)
                 rate = series.latest("rss_growth_mb_per_h")
                 if rate is not None:
-                    growth.add_metric(labels, rate)
+                    growth.add_metric(labels, rate * _MIB_PER_HOUR_IN_BYTES_PER_S)
         yield from (cpu, rss, threads, fds, growth, reported)
 
 
@@ -119,6 +123,56 @@ def _bots(bots: dict[str, Any]) -> Iterator[Metric]:
         restarts.add_metric([name], bot["restarts"])
         up.add_metric([name], 1.0 if bot["state"] == "running" else 0.0)
     yield from (by_state, desired, ready, running, restarts, up)
+
+
+# status key -> (metric, help, counter?) of a bot's or a worker's cgroup usage
+_CGROUP_METRICS = {
+    "cpu_usage_s": ("supervisor_cgroup_cpu_seconds", "CPU time of the group.", True),
+    "cpu_throttled_s": ("supervisor_cgroup_cpu_throttled_seconds", "Time throttled.", True),
+    "memory_bytes": ("supervisor_cgroup_memory_bytes", "Memory charged (with cache).", False),
+    "memory_cache_bytes": ("supervisor_cgroup_memory_cache_bytes", "Page cache.", False),
+    "memory_swap_bytes": ("supervisor_cgroup_memory_swap_bytes", "Swap used.", False),
+    "pids": ("supervisor_cgroup_pids", "Processes and threads in the group.", False),
+    "oom_kills": ("supervisor_cgroup_oom_kills", "Processes the kernel OOM-killed.", True),
+    "memory_pressure_some_avg10": (
+        "supervisor_cgroup_memory_pressure_some_avg10",
+        "Memory PSI (some), 10 s average.",
+        False,
+    ),
+    "cpu_pressure_some_avg10": (
+        "supervisor_cgroup_cpu_pressure_some_avg10",
+        "CPU PSI (some), 10 s average.",
+        False,
+    ),
+}
+
+
+def _cgroups(bots: dict[str, Any]) -> Iterator[Metric]:
+    """Usage read from each bot's cgroup (worker "" is the bot's group, else a worker's own)."""
+    families = {
+        key: (CounterMetricFamily if counter else GaugeMetricFamily)(
+            name, text, labels=["bot", "worker"]
+        )
+        for key, (name, text, counter) in _CGROUP_METRICS.items()
+    }
+    limit = GaugeMetricFamily(
+        "supervisor_cgroup_limit", "A limit in force.", labels=["bot", "limit"]
+    )
+    for name, bot in bots.items():
+        res = bot.get("resources")
+        if not res:
+            continue
+        groups = [("", res.get("usage") or {})]
+        groups += [(str(w["slot"]), w["cgroup"]) for w in bot["workers"] if w.get("cgroup")]
+        for worker, usage in groups:
+            for key, value in usage.items():
+                if key in families:
+                    families[key].add_metric([name, worker], float(value))
+        in_force = {f.split()[0] for f in res.get("in_force", [])}
+        for key, value in res.get("limits", {}).items():
+            if key in in_force:
+                limit.add_metric([name, key], float(value))
+    yield from (*families.values(), limit)
 
 
 def _ipc(header: dict[str, Any]) -> Iterator[Metric]:
