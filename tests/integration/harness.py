@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -28,6 +29,8 @@ from supervisor.errors import UnreachableError
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
+# Events said once per worker: 2,000 of them would bury what the supervisor was doing.
+_PER_WORKER = re.compile(r'"event": "worker_(spawned|exited|ready|output)"')
 
 
 def wait_until(predicate: Callable[[], T], timeout_s: float = 10.0, what: str = "condition") -> T:
@@ -118,13 +121,15 @@ class Supervisor:
             raise AssertionError(f"{e}; where it was:\n{self.stacks()}") from e
 
     def stacks(self) -> str:
-        """Its threads' and tasks' stacks (kill -QUIT, daemon/stacks.py), from its log."""
+        """What it last said (but the per-worker lines), then its threads' and tasks' stacks
+        (kill -QUIT, daemon/stacks.py), from its log."""
         assert self.proc is not None
-        before = len(self.log())
+        said = self.log()
         self.proc.send_signal(signal.SIGQUIT)
         with contextlib.suppress(AssertionError):  # a loop blocked for good prints threads only
-            wait_until(lambda: "supervisor tasks (" in self.log()[before:], 10.0, "task dump")
-        return self.log()[before:][-20_000:]
+            wait_until(lambda: "supervisor tasks (" in self.log()[len(said) :], 10.0, "task dump")
+        lines = [line for line in said.splitlines() if not _PER_WORKER.search(line)]
+        return "\n".join(["last said:", *lines[-40:], "stacks:", self.log()[len(said) :][-20_000:]])
 
     def status(self) -> dict[str, Any]:
         result: dict[str, Any] = self.request("status")
