@@ -52,6 +52,7 @@ from supervisor.daemon.plugin_runner import PluginRunner
 from supervisor.daemon.process import Reaper, become_subreaper, end_strays
 from supervisor.daemon.remote import RemoteControl
 from supervisor.daemon.schedules import ScheduleRunner
+from supervisor.daemon.signals import Signals
 from supervisor.daemon.slots import BotState
 from supervisor.daemon.status import full_status
 from supervisor.daemon.stops import Stops
@@ -123,6 +124,7 @@ class Supervisor:
         self.channel: Channel | None = None
         self.shutdown_requested = anyio.Event()
         self._control_server: ControlServer | None = None
+        self._signals: Signals | None = None
         self.fleet_down = anyio.Event()
         self._dirty = anyio.Event()
         self._save_lock = anyio.Lock()
@@ -456,23 +458,24 @@ class Supervisor:
     # ------------------------------------------------------------ signals
 
     def _install_signals(self) -> None:
+        """Not asyncio's add_signal_handler: its wake-up socket overflows when thousands of
+        workers exit at once, and then signals are lost or the process hangs (daemon/signals.py)."""
         become_subreaper()
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGCHLD, self.reaper.reap)
+        self._signals = signals = Signals(asyncio.get_running_loop())
+        signals.add(signal.SIGCHLD, self.reaper.reap)
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._on_stop_signal, sig)
-        loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
+            signals.add(sig, partial(self._on_stop_signal, sig))
+        signals.add(signal.SIGHUP, self._on_hangup)
         for sig in _FORWARDED:
-            loop.add_signal_handler(sig, self._forward_signal, sig)
-        stacks.install(loop)  # kill -QUIT: where every thread and task is (daemon/stacks.py)
+            signals.add(sig, partial(self._forward_signal, sig))
+        stacks.install(signals)  # kill -QUIT: where every thread and task is (daemon/stacks.py)
         self.reaper.reap()  # anything that exited before the handler was in place
 
     def _remove_signals(self) -> None:
-        with contextlib.suppress(RuntimeError):
-            loop = asyncio.get_running_loop()
-            stacks.remove(loop)
-            for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, *_FORWARDED):
-                loop.remove_signal_handler(sig)
+        if self._signals is not None:
+            stacks.remove()
+            self._signals.close()
+            self._signals = None
 
     def _on_stop_signal(self, sig: int) -> None:
         if not self.shutdown_requested.is_set():

@@ -17,20 +17,23 @@ import faulthandler
 import signal
 import sys
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from supervisor.daemon.signals import Signals
 
 _FRAMES = 6  # innermost frames shown per task
 
 
-def install(loop: asyncio.AbstractEventLoop) -> None:
-    """After the loop's other handlers: faulthandler chains to the loop's own."""
-    loop.add_signal_handler(signal.SIGQUIT, dump_tasks)
+def install(signals: Signals) -> None:
+    """After the loop's own handler: faulthandler chains to it."""
+    signals.add(signal.SIGQUIT, dump_tasks)
     faulthandler.register(signal.SIGQUIT, file=sys.stderr, all_threads=True, chain=True)
 
 
-def remove(loop: asyncio.AbstractEventLoop) -> None:
+def remove() -> None:
+    """Before the loop's handler goes (Signals.close)."""
     faulthandler.unregister(signal.SIGQUIT)
-    loop.remove_signal_handler(signal.SIGQUIT)
 
 
 def task_stacks() -> list[tuple[int, str]]:
