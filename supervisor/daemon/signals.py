@@ -43,7 +43,6 @@ class Signals:
         self._previous_wakeup = signal.set_wakeup_fd(
             self._wake_w.fileno(), warn_on_full_buffer=False
         )
-        self.handled: dict[int, int] = {}  # signal -> handler runs (merged arrivals are one)
 
     def add(self, sig: int, handler: Callable[[], None]) -> None:
         self._handlers[sig] = handler
@@ -76,7 +75,6 @@ class Signals:
             sig = self._pending.pop()
             handler = self._handlers.get(sig)
             if handler is not None:
-                self.handled[sig] = self.handled.get(sig, 0) + 1
                 self._loop.call_soon(handler)
 
     def _drain(self) -> None:
